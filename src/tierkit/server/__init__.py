@@ -1,0 +1,1 @@
+"""The Tierkit server: `pip install "tierkit[server]"`."""

@@ -1,0 +1,1 @@
+"""HTTP: routes per resource, request and response schemas, auth, and the one error mapping."""

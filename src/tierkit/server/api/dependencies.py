@@ -1,0 +1,77 @@
+"""Request dependencies: the services, and who is calling (the one authorization policy)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from tierkit.server.services.api_keys import KeyKind, Principal
+from tierkit.server.services.container import Services
+from tierkit.server.services.errors import AuthenticationFailed, PermissionDenied
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="`Authorization: Bearer tk_sec_...` (or a `tk_pub_...` publishable key).",
+)
+_api_key_header = APIKeyHeader(
+    name="X-Api-Key", auto_error=False, description="The API key, as an alternative header."
+)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_principal(
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key_header)],
+) -> Principal:
+    secret = bearer.credentials if bearer is not None else api_key
+    if not secret:
+        raise AuthenticationFailed(
+            "No API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",
+            code="missing_api_key",
+        )
+    return services.api_keys.authenticate(secret)
+
+
+class Access(StrEnum):
+    """What a route needs: any key of the environment, or a secret one."""
+
+    SECRET = "secret"  # noqa: S105 - a level of access, not a secret
+    PUBLISHABLE = "publishable"
+
+
+def authorize(principal: Principal, access: Access) -> None:
+    """The authorization policy: publishable keys reach only routes marked publishable."""
+    if access is Access.SECRET and principal.kind is not KeyKind.SECRET:
+        raise PermissionDenied(
+            "A publishable key may only call checks, OFREP and the pricing table; "
+            "use a secret key on the server side.",
+            code="secret_key_required",
+        )
+
+
+def _secret_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    authorize(principal, Access.SECRET)
+    return principal
+
+
+def _any_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    authorize(principal, Access.PUBLISHABLE)
+    return principal
+
+
+SecretKey = Annotated[Principal, Depends(_secret_principal)]
+"""A caller holding a secret key of the environment."""
+
+AnyKey = Annotated[Principal, Depends(_any_principal)]
+"""A caller holding a secret or a publishable key of the environment."""

@@ -1,0 +1,165 @@
+"""The one place that turns errors into HTTP: the documented envelope, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tierkit.server.services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    ErrorDetail,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+)
+
+logger = logging.getLogger("tierkit.api")
+
+_STATUS_OF_ERROR: dict[type[DomainError], int] = {
+    InvalidRequest: 400,
+    AuthenticationFailed: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+_TYPE_OF_STATUS = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "permission",
+    404: "not_found",
+    409: "conflict",
+    429: "rate_limited",
+    500: "internal",
+}
+
+_CODE_OF_STATUS = {
+    404: "route_not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+# Pydantic's messages, said for a person calling an API.
+_MESSAGES = {
+    "missing": "This field is required.",
+    "extra_forbidden": "Unknown field: check its spelling against the API reference.",
+    "json_invalid": "The body is not valid JSON.",
+    "model_attributes_type": "Expected a JSON object.",
+    "dict_type": "Expected a JSON object.",
+    "list_type": "Expected a JSON array.",
+}
+
+
+def error_body(
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    details: Sequence[ErrorDetail] = (),
+) -> dict[str, Any]:
+    error_type = _TYPE_OF_STATUS.get(status, "invalid_request" if status < 500 else "internal")
+    return {
+        "error": {
+            "type": error_type,
+            "code": code,
+            "message": message,
+            "param": param,
+            "details": [
+                {"param": d.param, "message": d.message}
+                | ({"code": d.code} if d.code is not None else {})
+                for d in details
+            ],
+        }
+    }
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    details: Sequence[ErrorDetail] = (),
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, code, message, param, details), status_code=status, headers=headers
+    )
+
+
+def status_of(error: DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in _STATUS_OF_ERROR:
+            return _STATUS_OF_ERROR[cls]
+    return 400
+
+
+def _param_of(location: Iterable[Any]) -> str | None:
+    # ("body", "entitlements", 0, "value") -> "entitlements.0.value"; the source is implied.
+    parts = [str(part) for part in list(location)[1:]]
+    return ".".join(parts) or None
+
+
+def _validation_details(error: RequestValidationError) -> list[ErrorDetail]:
+    details = []
+    for item in error.errors():
+        if item["type"] == "json_invalid":
+            reason = item.get("ctx", {}).get("error", "")
+            details.append(ErrorDetail("body", f"The body is not valid JSON: {reason}".strip()))
+            continue
+        message = _MESSAGES.get(item["type"], item["msg"])
+        if not message.endswith("."):
+            message += "."
+        details.append(ErrorDetail(_param_of(item["loc"]) or "body", message, item["type"]))
+    return details
+
+
+async def _on_domain_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)  # noqa: S101 - registered for DomainError only
+    return error_response(status_of(error), error.code, error.message, error.param, error.details)
+
+
+async def _on_validation_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)  # noqa: S101
+    details = _validation_details(error)
+    first = details[0]
+    if any(item["type"] == "json_invalid" for item in error.errors()):
+        return error_response(400, "invalid_json", first.message, None, details)
+    more = f" ({len(details) - 1} more in `details`)" if len(details) > 1 else ""
+    message = f"`{first.param}`: {first.message}{more}"
+    return error_response(400, "validation_failed", message, first.param, details)
+
+
+async def _on_http_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)  # noqa: S101
+    status = error.status_code
+    code = _CODE_OF_STATUS.get(status, "http_error")
+    if status == 404:
+        message = "There is no such route; see /docs for the API."
+    elif isinstance(error.detail, str) and error.detail != HTTPStatus(status).phrase:
+        message = error.detail
+    else:
+        message = f"{HTTPStatus(status).phrase}."
+    return error_response(status, code, message, headers=error.headers)
+
+
+async def _on_unexpected_error(request: Request, error: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "Something went wrong on our side; it is logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)

@@ -1,0 +1,155 @@
+"""Field types shared by the API's schemas: keys, names, typed values, money, lists."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from tierkit.engine.catalog import KEY_PATTERN, MAX_SAFE_NUMBER, Scalar
+
+T = TypeVar("T")
+
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+_NO_CONTROL_BUT_LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+Key = Annotated[
+    str,
+    StringConstraints(pattern=KEY_PATTERN),
+    Field(description="Lowercase letters, digits and `_.:-`, 1-64 characters.", examples=["pro"]),
+]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=_NO_CONTROL_BUT_LINES)]
+Unit = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+EventName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_$][A-Za-z0-9_.:/$-]{0,254}$"),
+    Field(description="An event name: letters, digits and `_.:/$-`, 1-255 characters."),
+]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]{3}$"),
+    Field(description="Lowercase ISO 4217 code.", examples=["usd"]),
+]
+Amount = Annotated[
+    int, Field(ge=0, le=10**12, description="Integer minor units (cents).", examples=[2900])
+]
+
+
+def _scalar(value: object) -> Scalar:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_NUMBER:
+            raise ValueError(f"numbers must be within ±{MAX_SAFE_NUMBER}")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) > MAX_SAFE_NUMBER:
+            raise ValueError(f"numbers must be finite and within ±{MAX_SAFE_NUMBER}")
+        return value
+    if isinstance(value, str):
+        if len(value) > 255 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("strings must be 1-255 characters without control characters")
+        return value
+    raise ValueError("must be a boolean, a number or a string")
+
+
+ScalarValue = Annotated[
+    Scalar,
+    PlainValidator(_scalar),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "number", "minimum": -MAX_SAFE_NUMBER, "maximum": MAX_SAFE_NUMBER},
+                {"type": "string", "maxLength": 255},
+            ],
+            "description": "A boolean, a number or an option key, as the feature's type says.",
+        }
+    ),
+]
+
+_METADATA_MAX_BYTES = 16_384
+_METADATA_MAX_DEPTH = 5
+
+
+def _json_value(value: object, depth: int) -> None:
+    if depth > _METADATA_MAX_DEPTH:
+        raise ValueError(f"nesting deeper than {_METADATA_MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise ValueError("keys may not contain NUL characters")
+            _json_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _json_value(item, depth + 1)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("strings may not contain NUL characters")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_NUMBER:
+        raise ValueError(f"numbers must be within ±{MAX_SAFE_NUMBER}")
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    if len(value) > 50:
+        raise ValueError("at most 50 keys")
+    for key in value:
+        if not 1 <= len(key) <= 64:
+            raise ValueError("keys must be 1-64 characters")
+    _json_value(value, 1)
+    if len(orjson.dumps(value)) > _METADATA_MAX_BYTES:
+        raise ValueError(f"at most {_METADATA_MAX_BYTES} bytes of JSON")
+    return value
+
+
+Metadata = Annotated[
+    dict[str, Any],
+    PlainValidator(_metadata),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 50,
+            "description": "Your own data: at most 50 keys, 5 levels, 16 KB.",
+        }
+    ),
+]
+
+
+class InputModel(BaseModel):
+    """A request body: unknown fields are errors (a typo should not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ListResponse(OutputModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class DeletedResponse(OutputModel):
+    key: str
+    deleted: bool = True

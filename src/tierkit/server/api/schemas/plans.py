@@ -1,0 +1,264 @@
+"""Plan bodies: plans, entitlements, prices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from tierkit.engine.catalog import (
+    Entitlement,
+    FeatureType,
+    Overage,
+    Period,
+    Plan,
+    PlanStatus,
+    PlanType,
+    Price,
+    PriceInterval,
+    RegionalPrice,
+    Reset,
+    Visibility,
+)
+from tierkit.server.api.schemas.common import (
+    Amount,
+    Currency,
+    Description,
+    InputModel,
+    Key,
+    Metadata,
+    Name,
+    OutputModel,
+    ScalarValue,
+)
+from tierkit.server.services.plans import PlanFeature, PlanRecord
+
+
+class OverageBody(InputModel):
+    price: Amount = Field(description="Minor units charged per `per` units past the limit.")
+    per: int = Field(default=1, ge=1, le=10**9)
+
+
+class EntitlementValue(InputModel):
+    """An entitlement without its feature key (the path names the feature)."""
+
+    value: ScalarValue | None = Field(
+        default=None, description="Typed by the feature: boolean, number, option key or limit."
+    )
+    unlimited: bool = False
+    period: Period | None = Field(default=None, description="Metered only; default `month`.")
+    reset: Reset | None = Field(default=None, description="Metered only; default `calendar`.")
+    soft_limit: bool = Field(default=False, description="Metered only: allow past the limit.")
+    overage: OverageBody | None = None
+
+    def to_entitlement(self, feature: str) -> Entitlement:
+        return Entitlement(
+            feature=feature,
+            value=self.value,
+            unlimited=self.unlimited,
+            period=self.period,
+            reset=self.reset,
+            soft_limit=self.soft_limit,
+            overage=Overage(self.overage.price, self.overage.per) if self.overage else None,
+        )
+
+
+class EntitlementBody(EntitlementValue):
+    feature: Key
+
+
+class RegionalPriceBody(InputModel):
+    currency: Currency
+    amount: Amount
+
+
+class PriceBody(InputModel):
+    interval: PriceInterval
+    currency: Currency
+    amount: Amount
+    default: bool = False
+    regional: list[RegionalPriceBody] = Field(default_factory=list, max_length=50)
+
+    def to_price(self) -> Price:
+        return Price(
+            interval=self.interval,
+            currency=self.currency,
+            amount=self.amount,
+            default=self.default,
+            regional=tuple(RegionalPrice(r.currency, r.amount) for r in self.regional),
+        )
+
+
+class PlanUpdate(InputModel):
+    """Fields to change; omitted fields are kept. `entitlements`/`prices` replace the lists."""
+
+    name: Name | None = None
+    description: Description | None = None
+    type: PlanType | None = None
+    group: Key | None = None
+    status: PlanStatus | None = None
+    visibility: Visibility | None = None
+    is_default: bool | None = None
+    trial_days: int | None = Field(default=None, ge=0, le=3650)
+    sort_order: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    metadata: Metadata | None = None
+    entitlements: list[EntitlementBody] | None = Field(default=None, max_length=500)
+    prices: list[PriceBody] | None = Field(default=None, max_length=100)
+
+    @field_validator(
+        "name", "description", "type", "group", "status", "visibility", "is_default",
+        "sort_order", "metadata", "entitlements", "prices",
+    )  # fmt: skip
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; omit the field to keep it")
+        return value
+
+    def to_changes(self) -> dict[str, Any]:
+        changes: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
+        if self.entitlements is not None:
+            changes["entitlements"] = tuple(e.to_entitlement(e.feature) for e in self.entitlements)
+        if self.prices is not None:
+            changes["prices"] = tuple(p.to_price() for p in self.prices)
+        return changes
+
+
+class PlanCreate(InputModel):
+    key: Key
+    name: Name
+    description: Description = ""
+    type: PlanType = PlanType.BASE
+    group: Key = "default"
+    status: PlanStatus = PlanStatus.ACTIVE
+    visibility: Visibility = Visibility.PUBLIC
+    is_default: bool = False
+    trial_days: int | None = Field(default=None, ge=0, le=3650)
+    sort_order: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    metadata: Metadata = Field(default_factory=dict)
+    entitlements: list[EntitlementBody] = Field(default_factory=list, max_length=500)
+    prices: list[PriceBody] = Field(default_factory=list, max_length=100)
+
+    def to_plan(self) -> Plan:
+        return Plan(
+            key=self.key,
+            name=self.name,
+            type=self.type,
+            description=self.description,
+            group=self.group,
+            status=self.status,
+            visibility=self.visibility,
+            is_default=self.is_default,
+            trial_days=self.trial_days,
+            sort_order=self.sort_order,
+            metadata=self.metadata,
+            entitlements=tuple(e.to_entitlement(e.feature) for e in self.entitlements),
+            prices=tuple(p.to_price() for p in self.prices),
+        )
+
+
+class OverageOut(OutputModel):
+    price: int
+    per: int
+
+
+class EntitlementOut(OutputModel):
+    feature: str
+    value: ScalarValue | None
+    unlimited: bool
+    period: Period | None
+    reset: Reset | None
+    soft_limit: bool
+    overage: OverageOut | None
+
+    @classmethod
+    def of(cls, entitlement: Entitlement) -> EntitlementOut:
+        return cls.model_validate(entitlement)
+
+
+class RegionalPriceOut(OutputModel):
+    currency: str
+    amount: int
+
+
+class PriceOut(OutputModel):
+    interval: PriceInterval
+    currency: str
+    amount: int
+    default: bool
+    regional: list[RegionalPriceOut]
+
+
+class PlanOut(OutputModel):
+    id: str
+    key: str
+    name: str
+    description: str
+    type: PlanType
+    group: str
+    status: PlanStatus
+    visibility: Visibility
+    is_default: bool
+    trial_days: int | None
+    sort_order: int
+    metadata: dict[str, Any]
+    entitlements: list[EntitlementOut]
+    prices: list[PriceOut]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: PlanRecord) -> PlanOut:
+        plan = record.plan
+        return cls(
+            id=record.id,
+            key=plan.key,
+            name=plan.name,
+            description=plan.description,
+            type=plan.type,
+            group=plan.group,
+            status=plan.status,
+            visibility=plan.visibility,
+            is_default=plan.is_default,
+            trial_days=plan.trial_days,
+            sort_order=plan.sort_order,
+            metadata=dict(plan.metadata),
+            entitlements=[EntitlementOut.of(e) for e in plan.entitlements],
+            prices=[PriceOut.model_validate(p) for p in plan.prices],
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+class PlanFeatureOut(OutputModel):
+    """A feature as the plan offers it, for pricing pages."""
+
+    feature: str
+    name: str
+    description: str
+    type: FeatureType
+    unit: str | None
+    visibility: Visibility
+    included: bool = Field(description="Whether the plan itself sets this feature.")
+    value: ScalarValue | None = Field(description="The plan's value, or the feature's fallback.")
+    unlimited: bool
+    period: Period | None
+    soft_limit: bool
+
+    @classmethod
+    def of(cls, offered: PlanFeature) -> PlanFeatureOut:
+        feature, entitlement = offered.feature, offered.entitlement
+        return cls(
+            feature=feature.key,
+            name=feature.name,
+            description=feature.description,
+            type=feature.type,
+            unit=feature.unit,
+            visibility=feature.visibility,
+            included=entitlement is not None,
+            value=offered.value,
+            unlimited=bool(entitlement and entitlement.unlimited),
+            period=entitlement.period if entitlement else None,
+            soft_limit=bool(entitlement and entitlement.soft_limit),
+        )

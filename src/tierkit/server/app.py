@@ -1,0 +1,86 @@
+"""`create_app(settings)`: the ASGI app. The only place that wires storage, services and HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from tierkit import __version__
+from tierkit.server.api.errors import install_error_handlers
+from tierkit.server.api.routes import environment, features, health, plans
+from tierkit.server.db import Database
+from tierkit.server.db.database import describe_database_url
+from tierkit.server.db.migrate import current_revision, head_revision
+from tierkit.server.services.clock import Clock, system_clock
+from tierkit.server.services.container import Services
+from tierkit.server.settings import Settings
+
+logger = logging.getLogger("tierkit.server")
+
+_DESCRIPTION = """\
+Tierkit answers "may this customer do this, and how much is left?".
+
+Authenticate with `Authorization: Bearer <key>` (or `X-Api-Key`). Secret keys (`tk_sec_...`) have
+full access to their environment; publishable keys (`tk_pub_...`) reach checks, OFREP and the
+pricing table only. Errors share one envelope:
+`{"error": {"type", "code", "message", "param", "details"}}`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
+    database = Database(settings.database_url)
+    services = Services.build(database, clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _log_startup(database)
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Tierkit",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "X-Api-Key", "Content-Type", "If-None-Match"],
+        expose_headers=["ETag", "Retry-After"],
+    )
+    for router in (health.router, environment.router, features.router, plans.router):
+        app.include_router(router)
+    return app
+
+
+def _log_startup(database: Database) -> None:
+    revision = current_revision(database)
+    head = head_revision()
+    logger.info("database %s (schema %s)", describe_database_url(str(database.url)), revision)
+    if revision != head:
+        logger.warning(
+            "the database schema is at %s, this version needs %s: run `tierkit migrate`",
+            revision,
+            head,
+        )
+
+
+def create_app_from_environment() -> FastAPI:
+    """ASGI factory for `uvicorn --factory` and multi-worker serving: settings from TIERKIT_*."""
+    return create_app(Settings())

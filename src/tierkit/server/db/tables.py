@@ -1,0 +1,164 @@
+"""The tables. Rows are storage only: services turn them into engine types and back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from tierkit.server.db.types import UTCDateTime, json_column_type
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: json_column_type()}
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # SHA-256 of the whole key: keys are long random strings, so a fast hash is enough and
+    # lets a request find its key with one indexed lookup.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class FeatureRow(Base):
+    __tablename__ = "features"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    visibility: Mapped[str] = mapped_column(String(16))
+    meter_event: Mapped[str | None] = mapped_column(String(255))
+    meter_aggregation: Mapped[str | None] = mapped_column(String(16))
+    meter_property: Mapped[str | None] = mapped_column(String(255))
+    options: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    default: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    global_value: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+    __table_args__ = (
+        UniqueConstraint("environment_id", "key"),
+        # One default plan per group (the service answers 409 first; this catches races).
+        Index(
+            "uq_plans_default_per_group",
+            "environment_id",
+            "plan_group",
+            unique=True,
+            sqlite_where=text("is_default AND status != 'archived'"),
+            postgresql_where=text("is_default AND status != 'archived'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(16))
+    plan_group: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    visibility: Mapped[str] = mapped_column(String(16))
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    trial_days: Mapped[int | None] = mapped_column(Integer)
+    sort_order: Mapped[int] = mapped_column(Integer)
+    plan_metadata: Mapped[dict[str, Any]] = mapped_column("metadata")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    entitlements: Mapped[list[EntitlementRow]] = relationship(
+        cascade="all, delete-orphan",
+        order_by="EntitlementRow.position",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+    prices: Mapped[list[PriceRow]] = relationship(
+        cascade="all, delete-orphan",
+        order_by="PriceRow.position",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+
+
+class EntitlementRow(Base):
+    __tablename__ = "plan_entitlements"
+    __table_args__ = (UniqueConstraint("plan_id", "feature_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    # RESTRICT: a feature a plan references cannot disappear underneath it.
+    feature_id: Mapped[str] = mapped_column(
+        ForeignKey("features.id", ondelete="RESTRICT"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    value: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    unlimited: Mapped[bool] = mapped_column(Boolean)
+    period: Mapped[str | None] = mapped_column(String(16))
+    reset: Mapped[str | None] = mapped_column(String(16))
+    soft_limit: Mapped[bool] = mapped_column(Boolean)
+    overage_price: Mapped[int | None] = mapped_column(BigInteger)
+    overage_per: Mapped[int | None] = mapped_column(BigInteger)
+
+    feature: Mapped[FeatureRow] = relationship(lazy="joined")
+
+
+class PriceRow(Base):
+    __tablename__ = "plan_prices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    interval: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    regional: Mapped[Any] = mapped_column(json_column_type())

@@ -1,0 +1,1 @@
+"""Use cases per domain. They own transactions and raise domain errors (`errors.py`)."""

@@ -1,0 +1,152 @@
+"""Conversions between catalog rows and engine types, shared by the catalog services."""
+
+from __future__ import annotations
+
+from tierkit.engine.catalog import (
+    Aggregation,
+    Entitlement,
+    Feature,
+    FeatureOption,
+    FeatureStatus,
+    FeatureType,
+    Meter,
+    Overage,
+    Period,
+    Plan,
+    PlanStatus,
+    PlanType,
+    Price,
+    PriceInterval,
+    RegionalPrice,
+    Reset,
+    Visibility,
+)
+from tierkit.server.db.ids import new_id
+from tierkit.server.db.tables import EntitlementRow, FeatureRow, PlanRow, PriceRow
+
+
+def to_feature(row: FeatureRow) -> Feature:
+    meter = None
+    if row.meter_event is not None and row.meter_aggregation is not None:
+        meter = Meter(row.meter_event, Aggregation(row.meter_aggregation), row.meter_property)
+    options = None
+    if row.options is not None:
+        options = tuple(FeatureOption(o["key"], o["name"]) for o in row.options)
+    return Feature(
+        key=row.key,
+        name=row.name,
+        type=FeatureType(row.type),
+        description=row.description,
+        unit=row.unit,
+        status=FeatureStatus(row.status),
+        visibility=Visibility(row.visibility),
+        meter=meter,
+        options=options,
+        default=row.default,
+        global_value=row.global_value,
+    )
+
+
+def write_feature_row(row: FeatureRow, feature: Feature) -> None:
+    row.key = feature.key
+    row.name = feature.name
+    row.description = feature.description
+    row.type = feature.type.value
+    row.unit = feature.unit
+    row.status = feature.status.value
+    row.visibility = feature.visibility.value
+    row.meter_event = feature.meter.event if feature.meter else None
+    row.meter_aggregation = feature.meter.aggregation.value if feature.meter else None
+    row.meter_property = feature.meter.property if feature.meter else None
+    row.options = (
+        None
+        if feature.options is None
+        else [{"key": o.key, "name": o.name} for o in feature.options]
+    )
+    row.default = feature.default
+    row.global_value = feature.global_value
+
+
+def to_entitlement(row: EntitlementRow) -> Entitlement:
+    overage = None
+    if row.overage_price is not None:
+        overage = Overage(price=row.overage_price, per=row.overage_per or 1)
+    return Entitlement(
+        feature=row.feature.key,
+        value=row.value,
+        unlimited=row.unlimited,
+        period=Period(row.period) if row.period else None,
+        reset=Reset(row.reset) if row.reset else None,
+        soft_limit=row.soft_limit,
+        overage=overage,
+    )
+
+
+def new_entitlement_row(entitlement: Entitlement, feature_id: str, position: int) -> EntitlementRow:
+    return EntitlementRow(
+        id=new_id("ent"),
+        feature_id=feature_id,
+        position=position,
+        value=entitlement.value,
+        unlimited=entitlement.unlimited,
+        period=entitlement.period.value if entitlement.period else None,
+        reset=entitlement.reset.value if entitlement.reset else None,
+        soft_limit=entitlement.soft_limit,
+        overage_price=entitlement.overage.price if entitlement.overage else None,
+        overage_per=entitlement.overage.per if entitlement.overage else None,
+    )
+
+
+def to_price(row: PriceRow) -> Price:
+    return Price(
+        interval=PriceInterval(row.interval),
+        currency=row.currency,
+        amount=row.amount,
+        default=row.is_default,
+        regional=tuple(RegionalPrice(r["currency"], r["amount"]) for r in row.regional),
+    )
+
+
+def new_price_row(price: Price, position: int) -> PriceRow:
+    return PriceRow(
+        id=new_id("price"),
+        position=position,
+        interval=price.interval.value,
+        currency=price.currency,
+        amount=price.amount,
+        is_default=price.default,
+        regional=[{"currency": r.currency, "amount": r.amount} for r in price.regional],
+    )
+
+
+def to_plan(row: PlanRow) -> Plan:
+    return Plan(
+        key=row.key,
+        name=row.name,
+        type=PlanType(row.type),
+        description=row.description,
+        group=row.plan_group,
+        status=PlanStatus(row.status),
+        visibility=Visibility(row.visibility),
+        is_default=row.is_default,
+        trial_days=row.trial_days,
+        sort_order=row.sort_order,
+        metadata=dict(row.plan_metadata),
+        entitlements=tuple(to_entitlement(e) for e in row.entitlements),
+        prices=tuple(to_price(p) for p in row.prices),
+    )
+
+
+def write_plan_fields(row: PlanRow, plan: Plan) -> None:
+    """Copy the plan's own fields (not its entitlements or prices) onto the row."""
+    row.key = plan.key
+    row.name = plan.name
+    row.description = plan.description
+    row.type = plan.type.value
+    row.plan_group = plan.group
+    row.status = plan.status.value
+    row.visibility = plan.visibility.value
+    row.is_default = plan.is_default
+    row.trial_days = plan.trial_days
+    row.sort_order = plan.sort_order
+    row.plan_metadata = dict(plan.metadata)

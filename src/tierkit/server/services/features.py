@@ -1,0 +1,175 @@
+"""Features: the things a plan entitles, with their type, meter, options and fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tierkit.engine.catalog import Feature, FeatureStatus, FeatureType
+from tierkit.engine.catalog_rules import Problem, check_entitlement, check_feature
+from tierkit.server.db import Database
+from tierkit.server.db.ids import new_id
+from tierkit.server.db.tables import EntitlementRow, FeatureRow, PlanRow
+from tierkit.server.services.catalog_rows import to_entitlement, to_feature, write_feature_row
+from tierkit.server.services.clock import Clock
+from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
+from tierkit.server.services.pagination import Page, paginate, to_page
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRecord:
+    """A stored feature: the engine's definition plus its identity and timestamps."""
+
+    id: str
+    feature: Feature
+    created_at: datetime
+    updated_at: datetime
+
+
+def _to_record(row: FeatureRow) -> FeatureRecord:
+    return FeatureRecord(row.id, to_feature(row), row.created_at, row.updated_at)
+
+
+def raise_problems(problems: Iterable[Problem], summary: str) -> None:
+    """Raise one `InvalidRequest` listing every problem, if there are any."""
+    problems = list(problems)
+    if not problems:
+        return
+    first = problems[0]
+    message = first.message if len(problems) == 1 else f"{summary} {len(problems)} problems."
+    raise InvalidRequest(
+        message,
+        code=first.code if len(problems) == 1 else "invalid_definition",
+        param=first.param,
+        details=[ErrorDetail(p.param, p.message, p.code) for p in problems],
+    )
+
+
+def feature_not_found(key: str, param: str | None = None) -> NotFound:
+    return NotFound(f"There is no feature {key!r}.", code="feature_not_found", param=param)
+
+
+def find_feature_row(session: Session, environment_id: str, key: str) -> FeatureRow:
+    row = session.scalar(
+        select(FeatureRow).where(FeatureRow.environment_id == environment_id, FeatureRow.key == key)
+    )
+    if row is None:
+        raise feature_not_found(key)
+    return row
+
+
+class FeatureService:
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._db = database
+        self._clock = clock
+
+    def list_features(
+        self,
+        environment_id: str,
+        *,
+        status: FeatureStatus | None = None,
+        type: FeatureType | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[FeatureRecord]:
+        with self._db.read() as session:
+            query = select(FeatureRow).where(FeatureRow.environment_id == environment_id)
+            if status is not None:
+                query = query.where(FeatureRow.status == status.value)
+            if type is not None:
+                query = query.where(FeatureRow.type == type.value)
+            query, limit = paginate(query, [FeatureRow.key], cursor, limit)
+            page = to_page(session.scalars(query).all(), limit, lambda row: [row.key])
+            return Page([_to_record(row) for row in page.items], page.next_cursor)
+
+    def get_feature(self, environment_id: str, key: str) -> FeatureRecord:
+        with self._db.read() as session:
+            return _to_record(find_feature_row(session, environment_id, key))
+
+    def create_feature(self, environment_id: str, feature: Feature) -> FeatureRecord:
+        raise_problems(check_feature(feature), "The feature has")
+        now = self._clock()
+        try:
+            with self._db.write() as session:
+                if session.scalar(
+                    select(FeatureRow.id).where(
+                        FeatureRow.environment_id == environment_id, FeatureRow.key == feature.key
+                    )
+                ):
+                    raise _feature_exists(feature.key)
+                row = FeatureRow(
+                    id=new_id("feat"), environment_id=environment_id, created_at=now, updated_at=now
+                )
+                write_feature_row(row, feature)
+                session.add(row)
+                session.flush()
+                return _to_record(row)
+        except IntegrityError as error:  # a concurrent create of the same key
+            raise _feature_exists(feature.key) from error
+
+    def update_feature(
+        self, environment_id: str, key: str, changes: Mapping[str, Any]
+    ) -> FeatureRecord:
+        """Apply `changes` (engine-typed field values); every plan using it must still fit."""
+        with self._db.write() as session:
+            row = find_feature_row(session, environment_id, key)
+            feature = replace(to_feature(row), **changes)
+            raise_problems(check_feature(feature), "The feature has")
+            _check_still_fits_plans(session, row, feature)
+            write_feature_row(row, feature)
+            row.updated_at = self._clock()
+            session.flush()
+            return _to_record(row)
+
+    def delete_feature(self, environment_id: str, key: str) -> None:
+        with self._db.write() as session:
+            row = find_feature_row(session, environment_id, key)
+            plans = _plans_using(session, row.id)
+            if plans:
+                raise Conflict(
+                    f"Feature {key!r} is used by the plans {', '.join(sorted(plans))}: "
+                    "archive it (`status: archived`) or remove it from those plans first.",
+                    code="feature_in_use",
+                    details=[ErrorDetail(f"plans.{plan}", "uses this feature") for plan in plans],
+                )
+            session.delete(row)
+
+
+def _feature_exists(key: str) -> Conflict:
+    return Conflict(f"A feature {key!r} already exists.", code="feature_exists", param="key")
+
+
+def _plans_using(session: Session, feature_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(PlanRow.key)
+            .join(EntitlementRow, EntitlementRow.plan_id == PlanRow.id)
+            .where(EntitlementRow.feature_id == feature_id)
+            .order_by(PlanRow.key)
+        )
+    )
+
+
+def _check_still_fits_plans(session: Session, row: FeatureRow, feature: Feature) -> None:
+    details = []
+    uses = session.execute(
+        select(PlanRow.key, EntitlementRow)
+        .join(EntitlementRow, EntitlementRow.plan_id == PlanRow.id)
+        .where(EntitlementRow.feature_id == row.id)
+    ).all()
+    for plan_key, entitlement_row in uses:
+        for problem in check_entitlement(feature, to_entitlement(entitlement_row), ""):
+            details.append(ErrorDetail(f"plans.{plan_key}.{problem.param}", problem.message))
+    if details:
+        raise Conflict(
+            f"Plans use feature {row.key!r} in ways this change would break; "
+            "change those entitlements first (see `details`).",
+            code="feature_in_use",
+            details=details,
+        )

@@ -1,0 +1,279 @@
+"""Plans: base plans and add-ons, with their entitlements and prices, validated as a whole."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tierkit.engine.catalog import (
+    Entitlement,
+    Feature,
+    FeatureStatus,
+    Plan,
+    PlanStatus,
+    PlanType,
+)
+from tierkit.engine.catalog_rules import (
+    Problem,
+    check_entitlement,
+    check_plan,
+    normalize_entitlement,
+)
+from tierkit.server.db import Database
+from tierkit.server.db.ids import new_id
+from tierkit.server.db.tables import FeatureRow, PlanRow
+from tierkit.server.services.catalog_rows import (
+    new_entitlement_row,
+    new_price_row,
+    to_feature,
+    to_plan,
+    write_plan_fields,
+)
+from tierkit.server.services.clock import Clock
+from tierkit.server.services.errors import Conflict, NotFound
+from tierkit.server.services.features import find_feature_row, raise_problems
+from tierkit.server.services.pagination import Page, paginate, to_page
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    id: str
+    plan: Plan
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFeature:
+    """A feature as a plan offers it: the plan's entitlement, or the feature's fallback."""
+
+    feature: Feature
+    entitlement: Entitlement | None
+
+    @property
+    def value(self) -> Any:
+        if self.entitlement is not None:
+            return None if self.entitlement.unlimited else self.entitlement.value
+        return self.feature.default if self.feature.default is not None else self.feature.zero_value
+
+
+def _to_record(row: PlanRow) -> PlanRecord:
+    return PlanRecord(row.id, to_plan(row), row.created_at, row.updated_at)
+
+
+def plan_not_found(key: str) -> NotFound:
+    return NotFound(f"There is no plan {key!r}.", code="plan_not_found")
+
+
+def find_plan_row(session: Session, environment_id: str, key: str) -> PlanRow:
+    row = session.scalar(
+        select(PlanRow).where(PlanRow.environment_id == environment_id, PlanRow.key == key)
+    )
+    if row is None:
+        raise plan_not_found(key)
+    return row
+
+
+def _feature_rows(session: Session, environment_id: str) -> dict[str, FeatureRow]:
+    rows = session.scalars(select(FeatureRow).where(FeatureRow.environment_id == environment_id))
+    return {row.key: row for row in rows}
+
+
+class PlanService:
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._db = database
+        self._clock = clock
+
+    def list_plans(
+        self,
+        environment_id: str,
+        *,
+        type: PlanType | None = None,
+        status: PlanStatus | None = None,
+        group: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[PlanRecord]:
+        """Plans in display order (`sort_order`, then key)."""
+        with self._db.read() as session:
+            query = select(PlanRow).where(PlanRow.environment_id == environment_id)
+            if type is not None:
+                query = query.where(PlanRow.type == type.value)
+            if status is not None:
+                query = query.where(PlanRow.status == status.value)
+            if group is not None:
+                query = query.where(PlanRow.plan_group == group)
+            query, limit = paginate(query, [PlanRow.sort_order, PlanRow.key], cursor, limit)
+            rows = session.scalars(query).all()
+            page = to_page(rows, limit, lambda row: [row.sort_order, row.key])
+            return Page([_to_record(row) for row in page.items], page.next_cursor)
+
+    def get_plan(self, environment_id: str, key: str) -> PlanRecord:
+        with self._db.read() as session:
+            return _to_record(find_plan_row(session, environment_id, key))
+
+    def create_plan(self, environment_id: str, plan: Plan) -> PlanRecord:
+        now = self._clock()
+        try:
+            with self._db.write() as session:
+                if session.scalar(
+                    select(PlanRow.id).where(
+                        PlanRow.environment_id == environment_id, PlanRow.key == plan.key
+                    )
+                ):
+                    raise Conflict(
+                        f"A plan {plan.key!r} already exists.", code="plan_exists", param="key"
+                    )
+                row = PlanRow(
+                    id=new_id("plan"), environment_id=environment_id, created_at=now, updated_at=now
+                )
+                self._store(session, environment_id, row, plan, replace_lines=True)
+                session.add(row)
+                session.flush()
+                return _to_record(row)
+        except IntegrityError as error:
+            raise _concurrent_change() from error
+
+    def update_plan(self, environment_id: str, key: str, changes: Mapping[str, Any]) -> PlanRecord:
+        """Apply `changes`; `entitlements` and `prices`, when given, replace the lists whole."""
+        try:
+            with self._db.write() as session:
+                row = find_plan_row(session, environment_id, key)
+                plan = replace(to_plan(row), **changes)
+                replace_lines = "entitlements" in changes or "prices" in changes
+                self._store(session, environment_id, row, plan, replace_lines=replace_lines)
+                row.updated_at = self._clock()
+                session.flush()
+                return _to_record(row)
+        except IntegrityError as error:
+            raise _concurrent_change() from error
+
+    def delete_plan(self, environment_id: str, key: str) -> None:
+        with self._db.write() as session:
+            session.delete(find_plan_row(session, environment_id, key))
+
+    def put_entitlement(
+        self, environment_id: str, plan_key: str, entitlement: Entitlement
+    ) -> Entitlement:
+        """Set one entitlement of a plan, adding it or replacing the one for that feature."""
+        with self._db.write() as session:
+            row = find_plan_row(session, environment_id, plan_key)
+            plan = to_plan(row)
+            others = tuple(e for e in plan.entitlements if e.feature != entitlement.feature)
+            position = next(
+                (i for i, e in enumerate(plan.entitlements) if e.feature == entitlement.feature),
+                len(others),
+            )
+            entitlements = (*others[:position], entitlement, *others[position:])
+            feature = to_feature(find_feature_row(session, environment_id, entitlement.feature))
+            problems = check_entitlement(feature, entitlement, "")
+            if (
+                feature.status is FeatureStatus.ARCHIVED
+                and plan.entitlement_for(feature.key) is None
+            ):
+                problems.append(
+                    Problem(
+                        "feature",
+                        "feature_archived",
+                        f"Feature {feature.key!r} is archived; it cannot be added to a plan.",
+                    )
+                )
+            raise_problems(problems, "The entitlement has")
+            self._store(
+                session, environment_id, row, replace(plan, entitlements=entitlements), True
+            )
+            row.updated_at = self._clock()
+            return normalize_entitlement(feature, entitlement)
+
+    def delete_entitlement(self, environment_id: str, plan_key: str, feature_key: str) -> None:
+        with self._db.write() as session:
+            row = find_plan_row(session, environment_id, plan_key)
+            kept = [e for e in row.entitlements if e.feature.key != feature_key]
+            if len(kept) == len(row.entitlements):
+                raise NotFound(
+                    f"Plan {plan_key!r} has no entitlement for {feature_key!r}.",
+                    code="entitlement_not_found",
+                )
+            row.entitlements = kept
+            row.updated_at = self._clock()
+
+    def list_plan_features(self, environment_id: str, plan_key: str) -> list[PlanFeature]:
+        """Every feature that is not archived, with the plan's value for it (pricing pages)."""
+        with self._db.read() as session:
+            plan = to_plan(find_plan_row(session, environment_id, plan_key))
+            features = sorted(
+                (to_feature(r) for r in _feature_rows(session, environment_id).values()),
+                key=lambda f: f.key,
+            )
+            index = {e.feature: i for i, e in enumerate(plan.entitlements)}
+            offered = [
+                PlanFeature(f, plan.entitlement_for(f.key))
+                for f in features
+                if f.status is not FeatureStatus.ARCHIVED or f.key in index
+            ]
+            # The plan's own order first, then the rest by key.
+            return sorted(offered, key=lambda pf: index.get(pf.feature.key, len(index)))
+
+    def _store(
+        self,
+        session: Session,
+        environment_id: str,
+        row: PlanRow,
+        plan: Plan,
+        replace_lines: bool,
+    ) -> None:
+        """Validate `plan` against the environment's features and write it onto `row`."""
+        feature_rows = _feature_rows(session, environment_id)
+        features = {key: to_feature(r) for key, r in feature_rows.items()}
+        already = {e.feature.key for e in row.entitlements}
+        raise_problems(check_plan(plan, features, already), "The plan has")
+        self._check_one_default(session, environment_id, row, plan)
+        write_plan_fields(row, plan)
+        if not replace_lines:
+            return
+        # Old lines go first: new ones may reuse their (plan, feature) keys.
+        row.entitlements.clear()
+        row.prices.clear()
+        if row in session:
+            session.flush()
+        row.entitlements.extend(
+            new_entitlement_row(
+                normalize_entitlement(features[e.feature], e), feature_rows[e.feature].id, i
+            )
+            for i, e in enumerate(plan.entitlements)
+        )
+        row.prices.extend(new_price_row(p, i) for i, p in enumerate(plan.prices))
+
+    def _check_one_default(
+        self, session: Session, environment_id: str, row: PlanRow, plan: Plan
+    ) -> None:
+        if not plan.is_default or plan.status is PlanStatus.ARCHIVED:
+            return
+        other = session.scalar(
+            select(PlanRow.key).where(
+                PlanRow.environment_id == environment_id,
+                PlanRow.plan_group == plan.group,
+                PlanRow.is_default.is_(True),
+                PlanRow.status != PlanStatus.ARCHIVED.value,
+                PlanRow.key != plan.key,
+            )
+        )
+        if other is not None:
+            raise Conflict(
+                f"Plan {other!r} is already the default of group {plan.group!r}; "
+                "unset it there first (one default plan per group).",
+                code="default_plan_exists",
+                param="is_default",
+            )
+
+
+def _concurrent_change() -> Conflict:
+    return Conflict(
+        "Another request changed the catalog at the same time; retry.", code="concurrent_change"
+    )

@@ -1,0 +1,29 @@
+"""One settings object, built by entry points (CLI, ASGI factory) and passed down."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./tierkit.db"
+
+
+class Settings(BaseSettings):
+    """Read from `TIERKIT_*` environment variables; the CLI's flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERKIT_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql://user@host/db.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger request bodies get a 413."
+    )
+    cors_origins: list[str] = Field(
+        default=["*"], description="Origins allowed to call from a browser (publishable keys)."
+    )

@@ -1,0 +1,156 @@
+"""Fixtures: every storage and API test runs on SQLite and, when TIERKIT_TEST_DATABASE_URL is
+set, on PostgreSQL too, each test in its own database (SQLite file) or schema (PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from tests.support.live_server import LiveServer
+from tierkit.server.app import create_app
+from tierkit.server.db import Database, normalize_database_url
+from tierkit.server.db.migrate import create_schema
+from tierkit.server.services.api_keys import KeyKind
+from tierkit.server.services.container import Services
+from tierkit.server.settings import Settings
+
+POSTGRES_URL = os.environ.get("TIERKIT_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine | None]:
+    if not POSTGRES_URL:
+        yield None
+        return
+    engine = create_engine(normalize_database_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+def postgres_schema_url(admin: Engine) -> tuple[str, str]:
+    """A new, empty schema and a URL whose connections use it."""
+    assert POSTGRES_URL is not None
+    schema = f"tk_test_{secrets.token_hex(6)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(normalize_database_url(POSTGRES_URL)).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    return schema, url.render_as_string(hide_password=False)
+
+
+def drop_postgres_schema(admin: Engine, schema: str) -> None:
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(
+    request: pytest.FixtureRequest, tmp_path: object, postgres_admin: Engine | None
+) -> Iterator[str]:
+    """The URL of an empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tierkit.db"
+        return
+    assert postgres_admin is not None
+    schema, url = postgres_schema_url(postgres_admin)
+    try:
+        yield url
+    finally:
+        drop_postgres_schema(postgres_admin, schema)
+
+
+@pytest.fixture
+def database(empty_database_url: str) -> Iterator[Database]:
+    """A database at the current schema with the default environments."""
+    database = Database(empty_database_url)
+    create_schema(database)
+    Services.build(database).environments.ensure_default_environments()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def database_url(database: Database) -> str:
+    return database.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def services(database: Database) -> Services:
+    return Services.build(database)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    server = LiveServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_url(live_server: LiveServer, database_url: str) -> Iterator[str]:
+    """The base URL of a real HTTP server running `create_app` on this test's database."""
+    app = create_app(Settings(database_url=database_url))
+    live_server.mount(app)
+    yield live_server.url
+    live_server.mount(None)
+    app.state.services.database.dispose()
+
+
+KeyFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_key(services: Services) -> KeyFactory:
+    """`make_key(environment="development", kind=KeyKind.SECRET)` -> a new key."""
+
+    def make(environment: str = "development", kind: KeyKind = KeyKind.SECRET) -> str:
+        return services.api_keys.create_key(environment, kind, "test")[1]
+
+    return make
+
+
+ClientFactory = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def make_client(server_url: str, make_key: KeyFactory) -> Iterator[ClientFactory]:
+    """`make_client(environment=..., kind=..., key=...)` -> an HTTP client holding that key."""
+    clients: list[httpx.Client] = []
+
+    def make(
+        environment: str = "development",
+        kind: KeyKind = KeyKind.SECRET,
+        key: str | None = None,
+    ) -> httpx.Client:
+        headers = {}
+        key = key if key is not None else make_key(environment, kind)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        client = httpx.Client(base_url=server_url, headers=headers, timeout=30)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def api(make_client: ClientFactory) -> httpx.Client:
+    """An HTTP client with a secret key of `development`."""
+    return make_client()
+
+
+@pytest.fixture
+def fixed_now() -> datetime:
+    return datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
