@@ -16,6 +16,7 @@ from tierkit.server.api.routes import environment, features, health, plans
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
+from tierkit.server.logs import configure_logging
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.settings import Settings
@@ -83,4 +84,6 @@ def _log_startup(database: Database) -> None:
 
 def create_app_from_environment() -> FastAPI:
     """ASGI factory for `uvicorn --factory` and multi-worker serving: settings from TIERKIT_*."""
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)

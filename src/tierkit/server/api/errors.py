@@ -129,8 +129,18 @@ async def _on_domain_error(_request: Request, error: Exception) -> Response:
     return error_response(status_of(error), error.code, error.message, error.param, error.details)
 
 
+def _is_unparsed_body(item: Mapping[str, Any]) -> bool:
+    # FastAPI hands the body over as raw bytes when its Content-Type is not JSON.
+    return tuple(item["loc"]) == ("body",) and isinstance(item.get("input"), bytes)
+
+
 async def _on_validation_error(_request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)  # noqa: S101
+    if any(_is_unparsed_body(item) for item in error.errors()):
+        message = "The body must be JSON, sent with `Content-Type: application/json`."
+        return error_response(
+            415, "unsupported_media_type", message, None, [ErrorDetail("body", message)]
+        )
     details = _validation_details(error)
     first = details[0]
     if any(item["type"] == "json_invalid" for item in error.errors()):

@@ -12,7 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Feature, FeatureStatus, FeatureType
-from tierkit.engine.catalog_rules import Problem, check_entitlement, check_feature
+from tierkit.engine.catalog_rules import (
+    Problem,
+    check_entitlement,
+    check_feature,
+    normalize_entitlement,
+)
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import EntitlementRow, FeatureRow, PlanRow
@@ -121,7 +126,7 @@ class FeatureService:
             row = find_feature_row(session, environment_id, key)
             feature = replace(to_feature(row), **changes)
             raise_problems(check_feature(feature), "The feature has")
-            _check_still_fits_plans(session, row, feature)
+            _refit_plans(session, row, feature)
             write_feature_row(row, feature)
             row.updated_at = self._clock()
             session.flush()
@@ -156,16 +161,19 @@ def _plans_using(session: Session, feature_id: str) -> list[str]:
     )
 
 
-def _check_still_fits_plans(session: Session, row: FeatureRow, feature: Feature) -> None:
-    details = []
+def _refit_plans(session: Session, row: FeatureRow, feature: Feature) -> None:
+    """Plans' entitlements must fit the changed feature (409 if not); they are then stored as
+    the feature now reads them (one that becomes metered gives them `month`/`calendar`)."""
     uses = session.execute(
         select(PlanRow.key, EntitlementRow)
         .join(EntitlementRow, EntitlementRow.plan_id == PlanRow.id)
         .where(EntitlementRow.feature_id == row.id)
     ).all()
-    for plan_key, entitlement_row in uses:
-        for problem in check_entitlement(feature, to_entitlement(entitlement_row), ""):
-            details.append(ErrorDetail(f"plans.{plan_key}.{problem.param}", problem.message))
+    details = [
+        ErrorDetail(f"plans.{plan_key}.{problem.param}", problem.message)
+        for plan_key, entitlement_row in uses
+        for problem in check_entitlement(feature, to_entitlement(entitlement_row), "")
+    ]
     if details:
         raise Conflict(
             f"Plans use feature {row.key!r} in ways this change would break; "
@@ -173,3 +181,7 @@ def _check_still_fits_plans(session: Session, row: FeatureRow, feature: Feature)
             code="feature_in_use",
             details=details,
         )
+    for _, entitlement_row in uses:
+        normalized = normalize_entitlement(feature, to_entitlement(entitlement_row))
+        entitlement_row.period = normalized.period.value if normalized.period else None
+        entitlement_row.reset = normalized.reset.value if normalized.reset else None

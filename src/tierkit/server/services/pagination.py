@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.orm import QueryableAttribute
 
-from tierkit.server.services.errors import InvalidRequest
+from tierkit.server.services.errors import ErrorDetail, InvalidRequest
 
 T = TypeVar("T")
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
@@ -32,24 +32,42 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+_MIN_INT, _MAX_INT = -(2**63), 2**63 - 1
+
+
+def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
+    """The sort-key values in `cursor`, each of the type its column holds (`kinds`).
+
+    A cursor is client input: values of the wrong type, integers past 64 bits or strings with
+    NUL would reach the database as parameters it rejects, so they are refused here.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError) as error:
         raise _bad_cursor() from error
-    if not isinstance(values, list) or len(values) != arity:
+    if not isinstance(values, list) or len(values) != len(kinds):
         raise _bad_cursor()
-    if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+    if not all(_fits(value, kind) for value, kind in zip(values, kinds, strict=True)):
         raise _bad_cursor()
     return values
 
 
+def _fits(value: object, kind: type) -> bool:
+    if type(value) is not kind:  # `type`, not `isinstance`: a bool is not an int here
+        return False
+    if isinstance(value, int):
+        return _MIN_INT <= value <= _MAX_INT
+    return not (isinstance(value, str) and "\x00" in value)
+
+
 def _bad_cursor() -> InvalidRequest:
+    message = "The cursor is not one this API returned; pass `next_cursor` from the previous page."
     return InvalidRequest(
-        "The cursor is not one this API returned; pass `next_cursor` from the previous page.",
+        message,
         code="invalid_cursor",
         param="cursor",
+        details=[ErrorDetail("cursor", message, "invalid_cursor")],
     )
 
 
@@ -58,7 +76,7 @@ def paginate(
 ) -> tuple[AnySelect, int]:
     """Order `query` by `sort_key` (unique, ascending) and start after `cursor`."""
     if cursor is not None:
-        after = decode_cursor(cursor, len(sort_key))
+        after = decode_cursor(cursor, [column.type.python_type for column in sort_key])
         query = query.where(tuple_(*sort_key) > tuple_(*after))
     return query.order_by(*sort_key).limit(limit + 1), limit
 

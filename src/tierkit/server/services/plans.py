@@ -204,7 +204,8 @@ class PlanService:
             row.updated_at = self._clock()
 
     def list_plan_features(self, environment_id: str, plan_key: str) -> list[PlanFeature]:
-        """Every feature that is not archived, with the plan's value for it (pricing pages)."""
+        """Every feature with the plan's value for it (pricing pages); archived features only
+        where the plan still entitles them."""
         with self._db.read() as session:
             plan = to_plan(find_plan_row(session, environment_id, plan_key))
             features = sorted(

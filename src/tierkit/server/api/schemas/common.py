@@ -8,12 +8,15 @@ from typing import Annotated, Any, Generic, TypeVar
 import orjson
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
+    Strict,
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from tierkit.engine.catalog import KEY_PATTERN, MAX_SAFE_NUMBER, Scalar
 
@@ -44,8 +47,31 @@ Currency = Annotated[
     StringConstraints(pattern=r"^[a-z]{3}$"),
     Field(description="Lowercase ISO 4217 code.", examples=["usd"]),
 ]
+
+
+def _json_whole_number(value: object) -> object:
+    # Lax parsing would read "7" as 7 and `true` as 1: a typed JSON field takes a JSON number.
+    # Whole floats become ints so the bounds judge them; orjson hands integers past 64 bits
+    # over as floats, and they should hear "too large", not "not an integer".
+    if isinstance(value, bool | str):
+        kind = "boolean" if isinstance(value, bool) else "string"
+        raise PydanticCustomError(
+            "int_type", "Input should be a whole number, not a {kind}", {"kind": kind}
+        )
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_whole_number)]
+"""An integer field of a request body: a JSON number, never a string or a boolean."""
+
+Flag = Annotated[bool, Strict()]
+"""A boolean field of a request body: `true` or `false`, never `"yes"`, `"off"` or `1`."""
+
 Amount = Annotated[
-    int, Field(ge=0, le=10**12, description="Integer minor units (cents).", examples=[2900])
+    WholeNumber,
+    Field(ge=0, le=10**12, description="Integer minor units (cents).", examples=[2900]),
 ]
 
 
@@ -59,7 +85,8 @@ def _scalar(value: object) -> Scalar:
     if isinstance(value, float):
         if not math.isfinite(value) or abs(value) > MAX_SAFE_NUMBER:
             raise ValueError(f"numbers must be finite and within ±{MAX_SAFE_NUMBER}")
-        return value
+        # Whole numbers are integers, so 10.0 and 10 read back the same on every database.
+        return int(value) if value.is_integer() else value
     if isinstance(value, str):
         if len(value) > 255 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             raise ValueError("strings must be 1-255 characters without control characters")

@@ -25,19 +25,21 @@ from tierkit.server.api.schemas.common import (
     Amount,
     Currency,
     Description,
+    Flag,
     InputModel,
     Key,
     Metadata,
     Name,
     OutputModel,
     ScalarValue,
+    WholeNumber,
 )
 from tierkit.server.services.plans import PlanFeature, PlanRecord
 
 
 class OverageBody(InputModel):
     price: Amount = Field(description="Minor units charged per `per` units past the limit.")
-    per: int = Field(default=1, ge=1, le=10**9)
+    per: WholeNumber = Field(default=1, ge=1, le=10**9)
 
 
 class EntitlementValue(InputModel):
@@ -46,10 +48,10 @@ class EntitlementValue(InputModel):
     value: ScalarValue | None = Field(
         default=None, description="Typed by the feature: boolean, number, option key or limit."
     )
-    unlimited: bool = False
+    unlimited: Flag = False
     period: Period | None = Field(default=None, description="Metered only; default `month`.")
     reset: Reset | None = Field(default=None, description="Metered only; default `calendar`.")
-    soft_limit: bool = Field(default=False, description="Metered only: allow past the limit.")
+    soft_limit: Flag = Field(default=False, description="Metered only: allow past the limit.")
     overage: OverageBody | None = None
 
     def to_entitlement(self, feature: str) -> Entitlement:
@@ -77,7 +79,7 @@ class PriceBody(InputModel):
     interval: PriceInterval
     currency: Currency
     amount: Amount
-    default: bool = False
+    default: Flag = False
     regional: list[RegionalPriceBody] = Field(default_factory=list, max_length=50)
 
     def to_price(self) -> Price:
@@ -99,9 +101,9 @@ class PlanUpdate(InputModel):
     group: Key | None = None
     status: PlanStatus | None = None
     visibility: Visibility | None = None
-    is_default: bool | None = None
-    trial_days: int | None = Field(default=None, ge=0, le=3650)
-    sort_order: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    is_default: Flag | None = None
+    trial_days: WholeNumber | None = Field(default=None, ge=0, le=3650)
+    sort_order: WholeNumber | None = Field(default=None, ge=-1_000_000, le=1_000_000)
     metadata: Metadata | None = None
     entitlements: list[EntitlementBody] | None = Field(default=None, max_length=500)
     prices: list[PriceBody] | None = Field(default=None, max_length=100)
@@ -133,9 +135,9 @@ class PlanCreate(InputModel):
     group: Key = "default"
     status: PlanStatus = PlanStatus.ACTIVE
     visibility: Visibility = Visibility.PUBLIC
-    is_default: bool = False
-    trial_days: int | None = Field(default=None, ge=0, le=3650)
-    sort_order: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    is_default: Flag = False
+    trial_days: WholeNumber | None = Field(default=None, ge=0, le=3650)
+    sort_order: WholeNumber = Field(default=0, ge=-1_000_000, le=1_000_000)
     metadata: Metadata = Field(default_factory=dict)
     entitlements: list[EntitlementBody] = Field(default_factory=list, max_length=500)
     prices: list[PriceBody] = Field(default_factory=list, max_length=100)

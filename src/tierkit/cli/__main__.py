@@ -1,0 +1,3 @@
+from tierkit.cli import main
+
+main()

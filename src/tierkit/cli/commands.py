@@ -1,0 +1,184 @@
+"""The `tierkit` command: serve, migrate, dev, demo, and the admin groups."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tierkit import __version__
+from tierkit.cli.admin import environments, keys
+from tierkit.cli.context import (
+    DEFAULT_URL,
+    DatabaseUrl,
+    ensure_schema_current,
+    err,
+    open_services,
+    out,
+)
+from tierkit.server.db import Database
+from tierkit.server.db.database import describe_database_url
+from tierkit.server.db.migrate import upgrade
+from tierkit.server.services.api_keys import KeyKind
+from tierkit.server.services.container import Services
+from tierkit.server.services.errors import DomainError
+from tierkit.server.settings import Settings
+
+app = typer.Typer(
+    name="tierkit",
+    help="Tierkit: entitlements for SaaS (features, plans, limits, usage, credits).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(keys, name="keys")
+app.add_typer(environments, name="environments")
+
+Host = Annotated[str, typer.Option(envvar="TIERKIT_HOST", help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(envvar="TIERKIT_PORT", min=1, max=65535, help="TCP port.")]
+LogLevel = Annotated[
+    str, typer.Option(envvar="TIERKIT_LOG_LEVEL", help="debug, info, warning or error.")
+]
+DEV_KEY_FILE = Path(".tierkit/dev-key")
+
+
+@app.command()
+def version() -> None:
+    """Print Tierkit's version."""
+    out.print(__version__)
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = DEFAULT_URL) -> None:
+    """Bring the database schema up to date and create the default environments."""
+    database = Database(database_url)
+    try:
+        err.print(f"migrating {describe_database_url(database_url)}")
+        applied = upgrade(database, on_step=lambda rev: err.print(f"  applied {rev}"))
+        created = Services.build(database).environments.ensure_default_environments()
+    finally:
+        database.dispose()
+    for env in created:
+        err.print(f"  created environment {env.name}")
+    err.print("schema is up to date" + ("" if applied else " (nothing to apply)"))
+
+
+@app.command()
+def demo(
+    environment: Annotated[
+        str, typer.Option("--environment", "-e", help="Where to load the demo.")
+    ] = "development",
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing when the environment has a catalog.")
+    ] = False,
+    database_url: DatabaseUrl = DEFAULT_URL,
+) -> None:
+    """Load the demo catalog (a small SaaS with features of every type and six plans)."""
+    from tierkit.server.demo import is_catalog_empty, load_demo_catalog
+
+    with open_services(database_url) as services:
+        env = services.environments.get_environment(environment)
+        if not is_catalog_empty(services, env.id):
+            if if_empty:
+                err.print(f"{environment} already has a catalog; the demo was not loaded")
+                return
+            err.print(f"[red]error:[/red] {environment} already has a catalog; use an empty one")
+            raise typer.Exit(1)
+        loaded = load_demo_catalog(services, env.id)
+    err.print(
+        f"loaded the demo catalog into {environment}: "
+        f"{loaded.features} features, {loaded.plans} plans"
+    )
+
+
+@app.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[
+        int, typer.Option(envvar="TIERKIT_WORKERS", min=1, help="Server processes.")
+    ] = 1,
+    database_url: DatabaseUrl = DEFAULT_URL,
+    log_level: LogLevel = "info",
+) -> None:
+    """Serve the API (the schema must be current: see `tierkit migrate`)."""
+    settings = _settings(database_url, log_level)
+    database = Database(settings.database_url)
+    try:
+        ensure_schema_current(database)
+    finally:
+        database.dispose()
+    _run_server(settings, host, port, workers)
+
+
+@app.command()
+def dev(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    database_url: DatabaseUrl = DEFAULT_URL,
+    log_level: LogLevel = "info",
+) -> None:
+    """What `make run` does: migrate, load the demo when empty, print a key, serve."""
+    migrate(database_url)
+    demo(environment="development", if_empty=True, database_url=database_url)
+    with open_services(database_url) as services:
+        key = _development_key(services)
+    base = f"http://{host}:{port}"
+    out.print()
+    out.print(f"[bold green]Tierkit[/bold green] {__version__} on {base}  (API docs: {base}/docs)")
+    out.print(f"database: {describe_database_url(database_url)}")
+    out.print(f"development secret key: [bold]{key}[/bold]  (saved in {DEV_KEY_FILE})")
+    out.print("try:")
+    out.print(f'  curl -s {base}/v1/plans -H "Authorization: Bearer {key}"')
+    out.print(f'  curl -s {base}/v1/plans/pro/features -H "Authorization: Bearer {key}"')
+    out.print()
+    _run_server(_settings(database_url, log_level), host, port, workers=1)
+
+
+def _settings(database_url: str, log_level: str) -> Settings:
+    try:
+        return Settings(database_url=database_url, log_level=log_level)
+    except ValueError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+def _development_key(services: Services) -> str:
+    """The key in .tierkit/dev-key while it still works, else a new development secret key."""
+    if DEV_KEY_FILE.exists():
+        key = DEV_KEY_FILE.read_text(encoding="utf-8").strip()
+        try:
+            principal = services.api_keys.authenticate(key)
+        except DomainError:
+            pass
+        else:
+            if principal.environment == "development" and principal.kind is KeyKind.SECRET:
+                return key
+    _, key = services.api_keys.create_key("development", KeyKind.SECRET, "make run")
+    DEV_KEY_FILE.parent.mkdir(exist_ok=True)
+    DEV_KEY_FILE.write_text(key + "\n", encoding="utf-8")
+    DEV_KEY_FILE.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    return key
+
+
+def _run_server(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from tierkit.server.logs import configure_logging
+
+    configure_logging(settings)
+    # Worker processes build their own settings from the environment.
+    os.environ["TIERKIT_DATABASE_URL"] = settings.database_url
+    os.environ["TIERKIT_LOG_LEVEL"] = settings.log_level
+    uvicorn.run(
+        "tierkit.server.app:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        log_config=None,  # configure_logging formats uvicorn's loggers like ours
+        proxy_headers=True,
+    )

@@ -1,0 +1,60 @@
+"""What commands share: settings from flags and environment, the database, the services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tierkit.server.db import Database
+from tierkit.server.db.migrate import current_revision, head_revision
+from tierkit.server.services.container import Services
+from tierkit.server.services.errors import DomainError
+from tierkit.server.settings import DEFAULT_DATABASE_URL
+
+# Results go to stdout (so `$(tierkit keys create ...)` works); everything else to stderr.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url",
+        envvar="TIERKIT_DATABASE_URL",
+        help="sqlite:///path.db or postgresql://user:password@host:5432/db.",
+        show_default=True,
+    ),
+]
+DEFAULT_URL = DEFAULT_DATABASE_URL
+
+
+@contextmanager
+def open_services(database_url: str, *, require_schema: bool = True) -> Iterator[Services]:
+    """Services on the database; exits with a clear message on a domain error."""
+    database = Database(database_url)
+    try:
+        if require_schema:
+            ensure_schema_current(database)
+        yield Services.build(database)
+    except DomainError as error:
+        err.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from error
+    finally:
+        database.dispose()
+
+
+def ensure_schema_current(database: Database) -> None:
+    try:
+        revision = current_revision(database)
+    except Exception as error:
+        err.print(f"[red]error:[/red] cannot open the database: {error}")
+        raise typer.Exit(1) from error
+    if revision != head_revision():
+        err.print(
+            f"[red]error:[/red] the database schema is at {revision or 'nothing'}, this version "
+            f"needs {head_revision()}: run [bold]tierkit migrate[/bold] first."
+        )
+        raise typer.Exit(1)

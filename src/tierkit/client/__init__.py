@@ -1,0 +1,1 @@
+"""The SDK client (remote and local evaluation). It imports the engine and httpx only."""

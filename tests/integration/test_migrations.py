@@ -1,0 +1,58 @@
+"""The migrations build exactly the schema the tables describe, on both databases."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from tierkit.server.db import Database
+from tierkit.server.db.migrate import current_revision, head_revision, pending_revisions, upgrade
+from tierkit.server.db.tables import Base
+from tierkit.server.services.container import Services
+
+
+def test_migrations__on_an_empty_database__match_the_tables(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    try:
+        assert current_revision(database) is None
+        pending = pending_revisions(database)
+
+        applied = upgrade(database)
+
+        assert applied == pending
+        assert current_revision(database) == head_revision()
+        with database.engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert diff == []
+    finally:
+        database.dispose()
+
+
+def test_migrations__run_twice__apply_nothing_the_second_time(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    try:
+        first = upgrade(database)
+        second = upgrade(database)
+
+        assert first[-1] == head_revision()
+        assert second == []
+    finally:
+        database.dispose()
+
+
+def test_fresh_database__after_migrating__has_development_and_production(
+    empty_database_url: str,
+) -> None:
+    database = Database(empty_database_url)
+    try:
+        upgrade(database)
+        services = Services.build(database)
+        created = services.environments.ensure_default_environments()
+        again = services.environments.ensure_default_environments()
+
+        names = [env.name for env in services.environments.list_environments()]
+        assert sorted(names) == ["development", "production"]
+        assert [env.name for env in created] == ["development", "production"]
+        assert again == []
+    finally:
+        database.dispose()
