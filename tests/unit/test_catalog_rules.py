@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -237,7 +238,9 @@ def test_check_feature__count_or_latest_with_a_property__property_not_allowed(
 def test_check_feature__default_or_global_value_not_fitting_the_type__is_invalid_value(
     feature: Feature, value: Scalar, field: str
 ) -> None:
-    problems = check_feature(replace(feature, **{field: value}))
+    change: dict[str, Any] = {field: value}
+
+    problems = check_feature(replace(feature, **change))
 
     assert where(problems) == [(field, "invalid_value")]
 
@@ -403,7 +406,8 @@ def test_check_entitlement__value_not_fitting_the_type__is_invalid_value(
 def test_check_entitlement__metered_fields_on_a_non_metered_feature__each_is_metered_only(
     feature: Feature,
 ) -> None:
-    value: Scalar = {"boolean": True, "numeric": 3, "enum": "chat"}[feature.type]
+    values: dict[str, Scalar] = {"boolean": True, "numeric": 3, "enum": "chat"}
+    value = values[feature.type]
     entitlement = Entitlement(
         feature.key,
         value,
@@ -453,7 +457,7 @@ def test_check_entitlement__overage_on_unlimited__overage_with_unlimited(soft_li
 # check_plan
 
 
-def plan(**fields: object) -> Plan:
+def plan(**fields: Any) -> Plan:
     return replace(Plan("pro", "Pro"), **fields)
 
 

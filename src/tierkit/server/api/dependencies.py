@@ -21,7 +21,10 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def get_services(request: Request) -> Services:
+# Dependencies without I/O are `async` so FastAPI doesn't hop to a worker thread for each.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -60,12 +63,12 @@ def authorize(principal: Principal, access: Access) -> None:
         )
 
 
-def _secret_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+async def _secret_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     authorize(principal, Access.SECRET)
     return principal
 
 
-def _any_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+async def _any_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     authorize(principal, Access.PUBLISHABLE)
     return principal
 

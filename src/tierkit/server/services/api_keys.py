@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +24,10 @@ from tierkit.server.services.pagination import Page, paginate, to_page
 _KEY_ALPHABET = string.ascii_letters + string.digits
 _KEY_LENGTH = 40  # about 238 bits of randomness
 _LAST_USED_RESOLUTION = timedelta(minutes=10)
+AUTH_CACHE_SECONDS = 5.0
+"""How long a process trusts a key it has looked up: a revocation reaches other processes within
+this bound (at once in the process that revoked it)."""
+_AUTH_CACHE_SIZE = 10_000
 
 
 class KeyKind(StrEnum):
@@ -75,6 +81,9 @@ class ApiKeyService:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._db = database
         self._clock = clock
+        # key hash -> (principal, monotonic expiry); requests authenticate without a query.
+        self._trusted: dict[str, tuple[Principal, float]] = {}
+        self._trusted_lock = threading.Lock()
 
     def create_key(self, environment: str, kind: KeyKind, name: str = "") -> tuple[ApiKey, str]:
         """Create a key; returns it and its secret, which is never retrievable again."""
@@ -132,12 +141,26 @@ class ApiKeyService:
             row, env = found
             if row.revoked_at is None:
                 row.revoked_at = self._clock()
-            return _to_api_key(row, env)
+        with self._trusted_lock:
+            self._trusted.pop(row.key_hash, None)
+        return _to_api_key(row, env)
 
     def authenticate(self, secret: str) -> Principal:
         """The principal of a presented key, or `AuthenticationFailed`."""
         if not secret.startswith(tuple(_PREFIXES.values())):
             raise _unknown_key()
+        digest = hash_key(secret)
+        trusted = self._trusted.get(digest)
+        if trusted is not None and trusted[1] > time.monotonic():
+            return trusted[0]
+        principal = self._look_up(digest)
+        with self._trusted_lock:
+            if len(self._trusted) >= _AUTH_CACHE_SIZE:
+                self._trusted.clear()
+            self._trusted[digest] = (principal, time.monotonic() + AUTH_CACHE_SECONDS)
+        return principal
+
+    def _look_up(self, digest: str) -> Principal:
         with self._db.read() as session:
             found = session.execute(
                 select(
@@ -149,7 +172,7 @@ class ApiKeyService:
                     EnvironmentRow.name,
                 )
                 .join(EnvironmentRow)
-                .where(ApiKeyRow.key_hash == hash_key(secret))
+                .where(ApiKeyRow.key_hash == digest)
             ).first()
         if found is None or found[2] is not None:
             raise _unknown_key()
