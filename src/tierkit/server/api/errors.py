@@ -114,10 +114,18 @@ def _validation_details(error: RequestValidationError) -> list[ErrorDetail]:
     details = []
     for item in error.errors():
         if item["type"] == "json_invalid":
-            reason = item.get("ctx", {}).get("error", "")
-            details.append(ErrorDetail("body", f"The body is not valid JSON: {reason}".strip()))
+            reason = str(item.get("ctx", {}).get("error", "")).rstrip(".")
+            message = (
+                f"The body is not valid JSON: {reason}." if reason else _MESSAGES["json_invalid"]
+            )
+            details.append(ErrorDetail("body", message))
             continue
-        message = _MESSAGES.get(item["type"], item["msg"])
+        if item["type"] == "value_error":
+            # Our validators' own sentences, without pydantic's "Value error, " prefix.
+            reason = str(item.get("ctx", {}).get("error", item["msg"]))
+            message = reason[:1].upper() + reason[1:]
+        else:
+            message = _MESSAGES.get(item["type"], item["msg"])
         if not message.endswith("."):
             message += "."
         details.append(ErrorDetail(_param_of(item["loc"]) or "body", message, item["type"]))

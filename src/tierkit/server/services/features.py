@@ -141,7 +141,10 @@ class FeatureService:
                     f"Feature {key!r} is used by the plans {', '.join(sorted(plans))}: "
                     "archive it (`status: archived`) or remove it from those plans first.",
                     code="feature_in_use",
-                    details=[ErrorDetail(f"plans.{plan}", "uses this feature") for plan in plans],
+                    details=[
+                        ErrorDetail(f"plans.{plan}", f"Plan {plan!r} has an entitlement for it.")
+                        for plan in plans
+                    ],
                 )
             session.delete(row)
 

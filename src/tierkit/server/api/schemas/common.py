@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeGuard, TypeVar
 
 import orjson
 from pydantic import (
@@ -75,18 +75,23 @@ Amount = Annotated[
 ]
 
 
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_bounds(number: float) -> None:
+    # The parser turns integers past 64 bits into floats: both are bounded alike.
+    if not math.isfinite(number) or abs(number) > MAX_SAFE_NUMBER:
+        raise ValueError(f"numbers must be finite and within ±{MAX_SAFE_NUMBER}")
+
+
 def _scalar(value: object) -> Scalar:
     if isinstance(value, bool):
         return value
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_NUMBER:
-            raise ValueError(f"numbers must be within ±{MAX_SAFE_NUMBER}")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value) or abs(value) > MAX_SAFE_NUMBER:
-            raise ValueError(f"numbers must be finite and within ±{MAX_SAFE_NUMBER}")
+    if isinstance(value, int | float):
+        _check_bounds(value)
         # Whole numbers are integers, so 10.0 and 10 read back the same on every database.
-        return int(value) if value.is_integer() else value
+        return int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(value, str):
         if len(value) > 255 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             raise ValueError("strings must be 1-255 characters without control characters")
@@ -127,10 +132,8 @@ def _json_value(value: object, depth: int) -> None:
     elif isinstance(value, str):
         if "\x00" in value:
             raise ValueError("strings may not contain NUL characters")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("numbers must be finite")
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_NUMBER:
-        raise ValueError(f"numbers must be within ±{MAX_SAFE_NUMBER}")
+    elif _is_number(value):
+        _check_bounds(value)
 
 
 def _metadata(value: object) -> dict[str, Any]:
