@@ -162,3 +162,101 @@ class PriceRow(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     is_default: Mapped[bool] = mapped_column(Boolean)
     regional: Mapped[Any] = mapped_column(json_column_type())
+
+
+class CompanyRow(Base):
+    __tablename__ = "companies"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    traits: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CompanyTraitRow(Base):
+    """One row per company trait, as text, so lists can filter by trait on every database."""
+
+    __tablename__ = "company_traits"
+    __table_args__ = (Index("ix_company_traits_name_value", "name", "value"),)
+
+    company_id: Mapped[str] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    traits: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MembershipRow(Base):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    company_id: Mapped[str] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime]
+
+
+class SubscriptionRow(Base):
+    """A subscription over [started_at, ends_at). Rows are kept after they end: the history
+    answers what a company had at any instant."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_company_period", "company_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    # RESTRICT: a plan with subscribers (even past ones) is archived, not deleted.
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_interval: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    trial_ends_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    plan: Mapped[PlanRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class OverrideRow(Base):
+    __tablename__ = "overrides"
+    __table_args__ = (UniqueConstraint("company_id", "feature_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    feature_id: Mapped[str] = mapped_column(
+        ForeignKey("features.id", ondelete="RESTRICT"), index=True
+    )
+    value: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    unlimited: Mapped[bool] = mapped_column(Boolean)
+    period: Mapped[str | None] = mapped_column(String(16))
+    reset: Mapped[str | None] = mapped_column(String(16))
+    soft_limit: Mapped[bool] = mapped_column(Boolean)
+    expires_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    feature: Mapped[FeatureRow] = relationship(lazy="joined", innerjoin=True)

@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tierkit.server.db import Database
+from tierkit.server.services.accounts import AccountService
 from tierkit.server.services.api_keys import ApiKeyService
 from tierkit.server.services.clock import Clock, system_clock
+from tierkit.server.services.companies import CompanyService
+from tierkit.server.services.customers import CustomerService
 from tierkit.server.services.environments import EnvironmentService
 from tierkit.server.services.features import FeatureService
+from tierkit.server.services.overrides import OverrideService
 from tierkit.server.services.plans import PlanService
+from tierkit.server.services.subscriptions import SubscriptionService
+from tierkit.server.services.users import UserService
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +25,12 @@ class Services:
     api_keys: ApiKeyService
     features: FeatureService
     plans: PlanService
+    companies: CompanyService
+    customers: CustomerService
+    subscriptions: SubscriptionService
+    overrides: OverrideService
+    users: UserService
+    accounts: AccountService
 
     @classmethod
     def build(cls, database: Database, clock: Clock = system_clock) -> Services:
@@ -28,4 +40,10 @@ class Services:
             api_keys=ApiKeyService(database, clock),
             features=FeatureService(database, clock),
             plans=PlanService(database, clock),
+            companies=CompanyService(database, clock),
+            customers=CustomerService(database, clock),
+            subscriptions=SubscriptionService(database, clock),
+            overrides=OverrideService(database, clock),
+            users=UserService(database, clock),
+            accounts=AccountService(database, clock),
         )

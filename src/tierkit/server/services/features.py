@@ -20,11 +20,16 @@ from tierkit.engine.catalog_rules import (
 )
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
-from tierkit.server.db.tables import EntitlementRow, FeatureRow, PlanRow
-from tierkit.server.services.catalog_rows import to_entitlement, to_feature, write_feature_row
+from tierkit.server.db.tables import CompanyRow, EntitlementRow, FeatureRow, OverrideRow, PlanRow
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.rows import (
+    to_entitlement,
+    to_feature,
+    to_override,
+    write_feature_row,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,18 +138,22 @@ class FeatureService:
             return _to_record(row)
 
     def delete_feature(self, environment_id: str, key: str) -> None:
+        """Delete a feature no plan or override uses (409 otherwise: archive it instead)."""
         with self._db.write() as session:
             row = find_feature_row(session, environment_id, key)
-            plans = _plans_using(session, row.id)
-            if plans:
+            users = [
+                ErrorDetail(f"plans.{plan}", f"Plan {plan!r} has an entitlement for it.")
+                for plan in _plans_using(session, row.id)
+            ] + [
+                ErrorDetail(f"companies.{company}", f"Company {company!r} has an override for it.")
+                for company in _companies_overriding(session, row.id)
+            ]
+            if users:
                 raise Conflict(
-                    f"Feature {key!r} is used by the plans {', '.join(sorted(plans))}: "
-                    "archive it (`status: archived`) or remove it from those plans first.",
+                    f"Feature {key!r} is in use ({len(users)} plans and overrides, see "
+                    "`details`): archive it (`status: archived`) or remove those first.",
                     code="feature_in_use",
-                    details=[
-                        ErrorDetail(f"plans.{plan}", f"Plan {plan!r} has an entitlement for it.")
-                        for plan in plans
-                    ],
+                    details=users,
                 )
             session.delete(row)
 
@@ -164,9 +173,42 @@ def _plans_using(session: Session, feature_id: str) -> list[str]:
     )
 
 
+def _companies_overriding(session: Session, feature_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(CompanyRow.key)
+            .join(OverrideRow, OverrideRow.company_id == CompanyRow.id)
+            .where(OverrideRow.feature_id == feature_id)
+            .order_by(CompanyRow.key)
+        )
+    )
+
+
+def _refit_overrides(session: Session, row: FeatureRow, feature: Feature) -> list[ErrorDetail]:
+    """What would break in companies' overrides, which are shaped like entitlements."""
+    uses = session.execute(
+        select(CompanyRow.key, OverrideRow)
+        .join(OverrideRow, OverrideRow.company_id == CompanyRow.id)
+        .where(OverrideRow.feature_id == row.id)
+    ).all()
+    details = []
+    for company_key, override_row in uses:
+        entitlement = to_override(override_row).entitlement
+        details += [
+            ErrorDetail(f"companies.{company_key}.{problem.param}", problem.message)
+            for problem in check_entitlement(feature, entitlement, "")
+        ]
+        if not details:
+            normalized = normalize_entitlement(feature, entitlement)
+            override_row.period = normalized.period.value if normalized.period else None
+            override_row.reset = normalized.reset.value if normalized.reset else None
+    return details
+
+
 def _refit_plans(session: Session, row: FeatureRow, feature: Feature) -> None:
-    """Plans' entitlements must fit the changed feature (409 if not); they are then stored as
-    the feature now reads them (one that becomes metered gives them `month`/`calendar`)."""
+    """Plans' entitlements and companies' overrides must fit the changed feature (409 if not);
+    they are then stored as the feature now reads them (one that becomes metered gives them
+    `month`/`calendar`)."""
     uses = session.execute(
         select(PlanRow.key, EntitlementRow)
         .join(EntitlementRow, EntitlementRow.plan_id == PlanRow.id)
@@ -177,10 +219,11 @@ def _refit_plans(session: Session, row: FeatureRow, feature: Feature) -> None:
         for plan_key, entitlement_row in uses
         for problem in check_entitlement(feature, to_entitlement(entitlement_row), "")
     ]
+    details += _refit_overrides(session, row, feature)
     if details:
         raise Conflict(
-            f"Plans use feature {row.key!r} in ways this change would break; "
-            "change those entitlements first (see `details`).",
+            f"Plans or overrides use feature {row.key!r} in ways this change would break; "
+            "change those first (see `details`).",
             code="feature_in_use",
             details=details,
         )

@@ -27,18 +27,18 @@ from tierkit.engine.catalog_rules import (
 )
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
-from tierkit.server.db.tables import FeatureRow, PlanRow
-from tierkit.server.services.catalog_rows import (
+from tierkit.server.db.tables import FeatureRow, PlanRow, SubscriptionRow
+from tierkit.server.services.clock import Clock
+from tierkit.server.services.errors import Conflict, NotFound
+from tierkit.server.services.features import find_feature_row, raise_problems
+from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.rows import (
     new_entitlement_row,
     new_price_row,
     to_feature,
     to_plan,
     write_plan_fields,
 )
-from tierkit.server.services.clock import Clock
-from tierkit.server.services.errors import Conflict, NotFound
-from tierkit.server.services.features import find_feature_row, raise_problems
-from tierkit.server.services.pagination import Page, paginate, to_page
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +146,14 @@ class PlanService:
             with self._db.write() as session:
                 row = find_plan_row(session, environment_id, key)
                 plan = replace(to_plan(row), **changes)
+                moved = plan.type.value != row.type or plan.group != row.plan_group
+                if moved and _has_subscriptions(session, row.id):
+                    raise Conflict(
+                        f"Plan {key!r} has subscriptions: its `type` and `group` cannot change "
+                        "(make a new plan and move companies to it).",
+                        code="plan_in_use",
+                        param="type" if plan.type.value != row.type else "group",
+                    )
                 replace_lines = "entitlements" in changes or "prices" in changes
                 self._store(session, environment_id, row, plan, replace_lines=replace_lines)
                 row.updated_at = self._clock()
@@ -155,8 +163,16 @@ class PlanService:
             raise _concurrent_change() from error
 
     def delete_plan(self, environment_id: str, key: str) -> None:
+        """Delete a plan nobody ever subscribed to (409 otherwise: archive it instead)."""
         with self._db.write() as session:
-            session.delete(find_plan_row(session, environment_id, key))
+            row = find_plan_row(session, environment_id, key)
+            if _has_subscriptions(session, row.id):
+                raise Conflict(
+                    f"Plan {key!r} has subscriptions (their history needs it): archive it "
+                    "(`status: archived`) instead.",
+                    code="plan_in_use",
+                )
+            session.delete(row)
 
     def put_entitlement(
         self, environment_id: str, plan_key: str, entitlement: Entitlement
@@ -272,6 +288,11 @@ class PlanService:
                 code="default_plan_exists",
                 param="is_default",
             )
+
+
+def _has_subscriptions(session: Session, plan_id: str) -> bool:
+    query = select(SubscriptionRow.id).where(SubscriptionRow.plan_id == plan_id).limit(1)
+    return session.scalar(query) is not None
 
 
 def _concurrent_change() -> Conflict:

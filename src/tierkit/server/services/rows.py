@@ -1,4 +1,4 @@
-"""Conversions between catalog rows and engine types, shared by the catalog services."""
+"""Conversions between rows and engine types, shared by the services."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from tierkit.engine.catalog import (
     Reset,
     Visibility,
 )
+from tierkit.engine.customers import Override
 from tierkit.server.db.ids import new_id
-from tierkit.server.db.tables import EntitlementRow, FeatureRow, PlanRow, PriceRow
+from tierkit.server.db.tables import EntitlementRow, FeatureRow, OverrideRow, PlanRow, PriceRow
 
 
 def to_feature(row: FeatureRow) -> Feature:
@@ -150,3 +151,15 @@ def write_plan_fields(row: PlanRow, plan: Plan) -> None:
     row.trial_days = plan.trial_days
     row.sort_order = plan.sort_order
     row.plan_metadata = dict(plan.metadata)
+
+
+def to_override(row: OverrideRow) -> Override:
+    entitlement = Entitlement(
+        feature=row.feature.key,
+        value=row.value,
+        unlimited=row.unlimited,
+        period=Period(row.period) if row.period else None,
+        reset=Reset(row.reset) if row.reset else None,
+        soft_limit=row.soft_limit,
+    )
+    return Override(entitlement, row.expires_at, row.note)
