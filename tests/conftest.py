@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -83,9 +83,29 @@ def database_url(database: Database) -> str:
     return database.url.render_as_string(hide_password=False)
 
 
+class SettableClock:
+    """A clock tests move by hand; it starts at the real time, so 'now' defaults stay sane."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
 @pytest.fixture
-def services(database: Database) -> Services:
-    return Services.build(database)
+def clock() -> SettableClock:
+    """The time the test's services and server see: `clock.advance(days=1)` moves it."""
+    return SettableClock()
+
+
+@pytest.fixture
+def services(database: Database, clock: SettableClock) -> Services:
+    return Services.build(database, clock)
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +117,10 @@ def live_server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def server_url(live_server: LiveServer, database_url: str) -> Iterator[str]:
-    """The base URL of a real HTTP server running `create_app` on this test's database."""
-    app = create_app(Settings(database_url=database_url))
+def server_url(live_server: LiveServer, database_url: str, clock: SettableClock) -> Iterator[str]:
+    """The base URL of a real HTTP server running `create_app` on this test's database, with
+    the test's clock."""
+    app = create_app(Settings(database_url=database_url), clock=clock)
     live_server.mount(app)
     yield live_server.url
     live_server.mount(None)

@@ -12,7 +12,15 @@ from fastapi.routing import APIRoute
 
 from tierkit import __version__
 from tierkit.server.api.errors import install_error_handlers
-from tierkit.server.api.routes import environment, features, health, plans
+from tierkit.server.api.routes import (
+    companies,
+    environment,
+    features,
+    health,
+    kickplan,
+    plans,
+    users,
+)
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
@@ -65,7 +73,16 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         allow_headers=["Authorization", "X-Api-Key", "Content-Type", "If-None-Match"],
         expose_headers=["ETag", "Retry-After"],
     )
-    for router in (health.router, environment.router, features.router, plans.router):
+    routers = (
+        health.router,
+        environment.router,
+        features.router,
+        plans.router,
+        companies.router,
+        users.router,
+        kickplan.router,
+    )
+    for router in routers:
         app.include_router(router)
     return app
 

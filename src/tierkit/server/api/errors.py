@@ -132,9 +132,54 @@ def _validation_details(error: RequestValidationError) -> list[ErrorDetail]:
     return details
 
 
-async def _on_domain_error(_request: Request, error: Exception) -> Response:
+_KICKPLAN_PREFIX = "/api/"
+_KICKPLAN_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}
+_KICKPLAN_MESSAGES = {"missing": "is required"}
+
+
+def kickplan_body(
+    status: int, message: str, param: str | None, details: Sequence[ErrorDetail]
+) -> dict[str, Any]:
+    """Kickplan's error body: `{"message", "type", "errors": [{"field", "message", "type"}]}`."""
+    if status != 400:
+        error_type = _KICKPLAN_TYPES.get(status, "error" if status >= 500 else "invalid_request")
+        return {"message": message, "type": error_type, "errors": []}
+    items = details or [ErrorDetail(param or "body", message)]
+    return {
+        "message": "Invalid input",
+        "type": "invalid_input",
+        "errors": [
+            {
+                "field": d.param,
+                "message": _KICKPLAN_MESSAGES.get(d.code or "", d.message),
+                "type": "invalid",
+            }
+            for d in items
+        ],
+    }
+
+
+def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    details: Sequence[ErrorDetail] = (),
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The error in the envelope of the API the request is for (Kickplan's under `/api/`)."""
+    if request.url.path.startswith(_KICKPLAN_PREFIX):
+        body = kickplan_body(status, message, param, details)
+        return JSONResponse(body, status_code=status, headers=headers)
+    return error_response(status, code, message, param, details, headers=headers)
+
+
+async def _on_domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)  # noqa: S101 - registered for DomainError only
-    return error_response(status_of(error), error.code, error.message, error.param, error.details)
+    status = status_of(error)
+    return _respond(request, status, error.code, error.message, error.param, error.details)
 
 
 def _is_unparsed_body(item: Mapping[str, Any]) -> bool:
@@ -142,23 +187,23 @@ def _is_unparsed_body(item: Mapping[str, Any]) -> bool:
     return tuple(item["loc"]) == ("body",) and isinstance(item.get("input"), bytes)
 
 
-async def _on_validation_error(_request: Request, error: Exception) -> Response:
+async def _on_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)  # noqa: S101
     if any(_is_unparsed_body(item) for item in error.errors()):
         message = "The body must be JSON, sent with `Content-Type: application/json`."
-        return error_response(
-            415, "unsupported_media_type", message, None, [ErrorDetail("body", message)]
+        return _respond(
+            request, 415, "unsupported_media_type", message, None, [ErrorDetail("body", message)]
         )
     details = _validation_details(error)
     first = details[0]
     if any(item["type"] == "json_invalid" for item in error.errors()):
-        return error_response(400, "invalid_json", first.message, None, details)
+        return _respond(request, 400, "invalid_json", first.message, None, details)
     more = f" ({len(details) - 1} more in `details`)" if len(details) > 1 else ""
     message = f"`{first.param}`: {first.message}{more}"
-    return error_response(400, "validation_failed", message, first.param, details)
+    return _respond(request, 400, "validation_failed", message, first.param, details)
 
 
-async def _on_http_error(_request: Request, error: Exception) -> Response:
+async def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)  # noqa: S101
     status = error.status_code
     code = _CODE_OF_STATUS.get(status, "http_error")
@@ -168,12 +213,14 @@ async def _on_http_error(_request: Request, error: Exception) -> Response:
         message = error.detail
     else:
         message = f"{HTTPStatus(status).phrase}."
-    return error_response(status, code, message, headers=error.headers)
+    return _respond(request, status, code, message, headers=error.headers)
 
 
 async def _on_unexpected_error(request: Request, error: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "Something went wrong on our side; it is logged.")
+    return _respond(
+        request, 500, "internal_error", "Something went wrong on our side; it is logged."
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

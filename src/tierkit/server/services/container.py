@@ -21,6 +21,7 @@ from tierkit.server.services.users import UserService
 @dataclass(frozen=True, slots=True)
 class Services:
     database: Database
+    clock: Clock
     environments: EnvironmentService
     api_keys: ApiKeyService
     features: FeatureService
@@ -36,6 +37,7 @@ class Services:
     def build(cls, database: Database, clock: Clock = system_clock) -> Services:
         return cls(
             database=database,
+            clock=clock,
             environments=EnvironmentService(database, clock),
             api_keys=ApiKeyService(database, clock),
             features=FeatureService(database, clock),

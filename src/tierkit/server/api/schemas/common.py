@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, TypeGuard, TypeVar
 
 import orjson
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -183,3 +184,35 @@ class ListResponse(OutputModel, Generic[T]):
 class DeletedResponse(OutputModel):
     key: str
     deleted: bool = True
+
+
+def _timestamp_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string, such as 2026-11-22T10:00:00Z")
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_timestamp_text),
+    Field(description="RFC 3339 with a time zone, e.g. `2026-11-22T10:00:00Z`."),
+]
+"""A timestamp field of a request body: an RFC 3339 string with its offset, never a number."""
+
+ExternalKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    Field(description="Your id for it: 1-255 printable characters.", examples=["acme"]),
+]
+"""Company and user keys: external ids, URL-encoded in paths."""
+
+TraitName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+Traits = Annotated[
+    dict[TraitName, ScalarValue | None],
+    Field(
+        max_length=100,
+        description="Merged key by key into the current traits; `null` removes a trait.",
+    ),
+]
