@@ -57,3 +57,21 @@ def test_demo__only_in_development__leaves_production_empty(services: Services) 
     production = services.environments.get_environment("production").id
 
     assert is_catalog_empty(services, production)
+
+
+def test_demo__customers__a_company_on_each_plan_with_users_an_add_on_and_an_override(
+    services: Services, api: httpx.Client
+) -> None:
+    load_demo_catalog(services, _development_id(services))
+
+    keys = [c["key"] for c in api.get("/v1/companies").json()["data"]]
+    companies = [api.get(f"/v1/companies/{key}").json() for key in keys]
+
+    assert {c["plan"] for c in companies} == {"free", "starter", "pro", "enterprise"}
+    assert any(c["plan_is_default"] for c in companies)
+    add_ons = [s for c in companies for s in c["subscriptions"] if s["plan_type"] == "add_on"]
+    assert add_ons
+    assert all(s["quantity"] >= 1 for s in add_ons)
+    assert any(c["overrides"] for c in companies)
+    assert any(c["users"] for c in companies)
+    assert len(api.get("/v1/users").json()["data"]) >= 2

@@ -75,7 +75,7 @@ def demo(
     ] = False,
     database_url: DatabaseUrl = DEFAULT_URL,
 ) -> None:
-    """Load the demo catalog (a small SaaS with features of every type and six plans)."""
+    """Load the demo: a small SaaS (features of every type, six plans) and its customers."""
     from tierkit.server.demo import is_catalog_empty, load_demo_catalog
 
     with open_services(database_url) as services:
@@ -88,8 +88,8 @@ def demo(
             raise typer.Exit(1)
         loaded = load_demo_catalog(services, env.id)
     err.print(
-        f"loaded the demo catalog into {environment}: "
-        f"{loaded.features} features, {loaded.plans} plans"
+        f"loaded the demo into {environment}: {loaded.features} features, {loaded.plans} plans, "
+        f"{loaded.companies} companies, {loaded.users} users"
     )
 
 
