@@ -26,7 +26,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 TIERKIT = str(Path(sys.executable).parent / "tierkit")
-ROUTES = ["/v1/plans/pro", "/v1/features?limit=50", "/v1/plans/pro/features"]
+ROUTES = [
+    "/v1/plans/pro",
+    "/v1/features?limit=50",
+    "/v1/plans/pro/features",
+    "/v1/companies/acme",
+    "/v1/companies?plan=pro",
+]
 
 
 def _tierkit(database_url: str, *args: str) -> str:
