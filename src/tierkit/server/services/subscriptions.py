@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tierkit.engine.catalog import PlanStatus, PlanType, PriceInterval
 from tierkit.engine.customers import (
@@ -76,9 +76,12 @@ def _to_record(row: SubscriptionRow, company: str) -> SubscriptionRecord:
 
 
 def company_subscription_rows(session: Session, company_id: str) -> list[SubscriptionRow]:
+    # A subscription needs its plan's key, type and group, not its entitlements and prices.
+    plan = joinedload(SubscriptionRow.plan)
     return list(
         session.scalars(
             select(SubscriptionRow)
+            .options(plan.lazyload(PlanRow.entitlements), plan.lazyload(PlanRow.prices))
             .where(SubscriptionRow.company_id == company_id)
             .order_by(SubscriptionRow.started_at, SubscriptionRow.id)
         )
