@@ -43,10 +43,12 @@ class Subscription:
         return self.is_active(at) and self.trial_ends_at is not None and at < self.trial_ends_at
 
     def status(self, at: datetime) -> SubscriptionStatus:
+        # One that ends at its own start (superseded or cancelled before it began) never runs:
+        # it is over, not scheduled.
+        if self.ends_at is not None and self.ends_at <= max(at, self.started_at):
+            return SubscriptionStatus.ENDED
         if at < self.started_at:
             return SubscriptionStatus.SCHEDULED
-        if self.ends_at is not None and self.ends_at <= at:
-            return SubscriptionStatus.ENDED
         return SubscriptionStatus.TRIALING if self.is_trialing(at) else SubscriptionStatus.ACTIVE
 
 

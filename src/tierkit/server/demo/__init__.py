@@ -67,14 +67,14 @@ def load_demo_customers(services: Services, environment_id: str) -> tuple[int, i
         _load_company(services, environment_id, entry)
     for entry in data["users"]:
         user = UserUpsert.model_validate({k: v for k, v in entry.items() if k != "key"})
-        services.users.upsert_user(environment_id, entry["key"], user.to_fields())
+        services.users.upsert_user(environment_id, entry["key"], user.provided())
     return len(data["companies"]), len(data["users"])
 
 
 def _load_company(services: Services, environment_id: str, entry: dict[str, Any]) -> None:
     key = entry["key"]
     company = CompanyUpsert.model_validate({k: entry[k] for k in ("name", "traits") if k in entry})
-    services.customers.upsert_company(environment_id, key, company.to_fields())
+    services.customers.upsert_company(environment_id, key, company.provided())
     subscriptions: list[dict[str, Any]] = []
     if "plan" in entry:
         base = {"plan": entry["plan"], "price_interval": entry.get("price_interval")}

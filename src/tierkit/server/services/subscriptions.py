@@ -184,6 +184,31 @@ def _check_add_on_free(
             )
 
 
+def _check_no_overlap(existing: list[SubscriptionRow], changed: Subscription) -> None:
+    """A later `ends_at` may not run into the group's next base plan, or into a later
+    subscription to the same add-on: one at a time, as when subscribing."""
+    for row in existing:
+        other = to_subscription(row)
+        if other.id == changed.id or (
+            other.ends_at is not None and other.ends_at <= other.started_at
+        ):
+            continue  # itself, or one that never runs
+        if changed.plan_type is PlanType.ADD_ON:
+            same_slot = other.plan == changed.plan
+        else:
+            same_slot = other.plan_type is PlanType.BASE and other.group == changed.group
+        before_other_ends = other.ends_at is None or changed.started_at < other.ends_at
+        after_other_starts = changed.ends_at is None or other.started_at < changed.ends_at
+        if same_slot and before_other_ends and after_other_starts:
+            raise Conflict(
+                f"With that `ends_at`, subscription {changed.id!r} would overlap {other.id!r} "
+                f"({other.plan}); a company holds one base plan per group, and each add-on "
+                "once, at a time.",
+                code="subscription_overlap",
+                param="ends_at",
+            )
+
+
 def end_subscription_in(row: SubscriptionRow, at: datetime, now: datetime) -> None:
     """End a subscription at `at` (one that has not started yet never starts)."""
     row.ends_at = max(at, row.started_at)
@@ -258,6 +283,8 @@ class SubscriptionService:
                 raise _ended(row.id)
             updated = replace(current, **changes)
             _check_times(updated.started_at, updated.trial_ends_at, updated.ends_at)
+            if "ends_at" in changes:
+                _check_no_overlap(company_subscription_rows(session, company.id), updated)
             row.quantity = updated.quantity
             row.trial_ends_at = updated.trial_ends_at
             row.ends_at = updated.ends_at

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import AwareDatetime
 
 from tierkit.engine.catalog import KEY_PATTERN
 from tierkit.server.api.dependencies import SecretKey, ServicesDep
@@ -86,7 +86,7 @@ def upsert_company(
     """Create or update a company: traits merge key by key (`null` removes one), `plan` puts
     it on that base plan now. 201 when created, 200 when updated."""
     detail, created = services.customers.upsert_company(
-        principal.environment_id, key, body.to_fields()
+        principal.environment_id, key, body.provided()
     )
     response.status_code = 201 if created else 200
     return CompanyOut.of_detail(detail, services.clock())
@@ -125,8 +125,8 @@ def list_subscriptions(
     principal: SecretKey,
     services: ServicesDep,
     at: Annotated[
-        datetime | None,
-        Query(description="Only those active at this instant (RFC 3339)."),
+        AwareDatetime | None,  # a naive instant is ambiguous (and cannot meet stored ones)
+        Query(description="Only those active at this instant (RFC 3339, with its offset)."),
     ] = None,
 ) -> ListResponse[SubscriptionOut]:
     """The company's whole subscription history, oldest first, or what it had at `at`."""
@@ -153,7 +153,7 @@ def update_subscription(
 ) -> SubscriptionOut:
     """Change the quantity, trial end or end of a subscription that has not ended."""
     record = services.subscriptions.update_subscription(
-        principal.environment_id, key, subscription_id, body.to_changes()
+        principal.environment_id, key, subscription_id, body.provided()
     )
     return SubscriptionOut.of(record, services.clock())
 

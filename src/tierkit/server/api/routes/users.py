@@ -44,7 +44,7 @@ def upsert_user(
 ) -> UserOut:
     """Create or update a user; `companies`, when given, is the user's whole set of
     memberships. 201 when created, 200 when updated."""
-    record, created = services.users.upsert_user(principal.environment_id, key, body.to_fields())
+    record, created = services.users.upsert_user(principal.environment_id, key, body.provided())
     response.status_code = 201 if created else 200
     return UserOut.of(record)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Generic, TypeGuard, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeGuard, TypeVar
 
 import orjson
 from pydantic import (
@@ -15,7 +15,9 @@ from pydantic import (
     PlainValidator,
     Strict,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -165,9 +167,25 @@ Metadata = Annotated[
 
 
 class InputModel(BaseModel):
-    """A request body: unknown fields are errors (a typo should not be silently ignored)."""
+    """A request body: unknown fields are errors (a typo should not be silently ignored).
+
+    Bodies with keep-what-is-omitted semantics name in `not_null` the fields that may be
+    omitted but not set to `null`, and read what was sent with `provided()`.
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    not_null: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*")
+    @classmethod
+    def _reject_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name in cls.not_null:
+            raise ValueError("cannot be null; omit the field to keep it")
+        return value
+
+    def provided(self) -> dict[str, Any]:
+        """The fields the body set, explicit `null`s included."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class OutputModel(BaseModel):

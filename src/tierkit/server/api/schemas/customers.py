@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
 from tierkit.engine.catalog import Entitlement, Period, PlanType, PriceInterval, Reset
 from tierkit.engine.customers import Override, SubscriptionStatus
@@ -41,9 +41,6 @@ class CompanyUpsert(InputModel):
     plan: Key | None = Field(
         default=None, description="A base plan to put the company on now (a shortcut)."
     )
-
-    def to_fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class SubscriptionOut(OutputModel):
@@ -113,15 +110,7 @@ class SubscriptionUpdate(InputModel):
     trial_ends_at: Timestamp | None = None
     ends_at: Timestamp | None = None
 
-    @field_validator("quantity")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null; omit the field to keep it")
-        return value
-
-    def to_changes(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
+    not_null = frozenset({"quantity"})
 
 
 class OverrideBody(InputModel):
@@ -227,9 +216,6 @@ class UserUpsert(InputModel):
     name: CustomerName | None = None
     traits: Traits | None = None
     companies: list[ExternalKey] | None = Field(default=None, max_length=100)
-
-    def to_fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class UserOut(OutputModel):

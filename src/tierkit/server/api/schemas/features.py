@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from tierkit.engine.catalog import (
     Aggregation,
@@ -82,9 +82,6 @@ class FeatureCreate(InputModel):
         )
 
 
-_NOT_NULLABLE = ("name", "description", "type", "status", "visibility")
-
-
 class FeatureUpdate(InputModel):
     """Fields to change; omitted fields are kept, `null` clears a nullable field."""
 
@@ -99,15 +96,10 @@ class FeatureUpdate(InputModel):
     default: ScalarValue | None = None
     global_value: ScalarValue | None = None
 
-    @field_validator(*_NOT_NULLABLE)
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null; omit the field to keep it")
-        return value
+    not_null = frozenset({"name", "description", "type", "status", "visibility"})
 
     def to_changes(self) -> dict[str, Any]:
-        changes: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
+        changes = self.provided()
         if "meter" in changes:
             changes["meter"] = self.meter.to_meter() if self.meter else None
         if "options" in changes:

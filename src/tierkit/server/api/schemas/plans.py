@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from tierkit.engine.catalog import (
     Entitlement,
@@ -108,18 +108,13 @@ class PlanUpdate(InputModel):
     entitlements: list[EntitlementBody] | None = Field(default=None, max_length=500)
     prices: list[PriceBody] | None = Field(default=None, max_length=100)
 
-    @field_validator(
-        "name", "description", "type", "group", "status", "visibility", "is_default",
-        "sort_order", "metadata", "entitlements", "prices",
+    not_null = frozenset(
+        {"name", "description", "type", "group", "status", "visibility", "is_default",
+         "sort_order", "metadata", "entitlements", "prices"}
     )  # fmt: skip
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null; omit the field to keep it")
-        return value
 
     def to_changes(self) -> dict[str, Any]:
-        changes: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
+        changes = self.provided()
         if self.entitlements is not None:
             changes["entitlements"] = tuple(e.to_entitlement(e.feature) for e in self.entitlements)
         if self.prices is not None:
