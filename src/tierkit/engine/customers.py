@@ -98,7 +98,13 @@ def merge_traits(
 
 
 def default_trial_end(started_at: datetime, trial_days: int | None) -> datetime | None:
-    return started_at + timedelta(days=trial_days) if trial_days else None
+    if not trial_days:
+        return None
+    try:
+        return started_at + timedelta(days=trial_days)
+    except OverflowError:
+        # A start at the calendar's end: the trial lasts as long as time can be written.
+        return datetime.max.replace(tzinfo=started_at.tzinfo)
 
 
 def ends_for_new_base(

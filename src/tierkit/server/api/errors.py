@@ -179,7 +179,11 @@ def _respond(
 async def _on_domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)  # noqa: S101 - registered for DomainError only
     status = status_of(error)
-    return _respond(request, status, error.code, error.message, error.param, error.details)
+    details = error.details
+    if status == 400 and error.param is not None and not details:
+        # A bad field is listed in `details` however it was found, as validation lists them.
+        details = (ErrorDetail(error.param, error.message, error.code),)
+    return _respond(request, status, error.code, error.message, error.param, details)
 
 
 def _is_unparsed_body(item: Mapping[str, Any]) -> bool:

@@ -5,6 +5,7 @@ name a variant (`"metrics/true"`, `"chat/off"`) that maps onto the feature's typ
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,11 +16,11 @@ from sqlalchemy.orm import Session
 from tierkit.engine.catalog import MAX_SAFE_NUMBER, Entitlement, Feature, FeatureType, PlanType
 from tierkit.engine.customers import Override
 from tierkit.server.db import Database
-from tierkit.server.db.tables import CompanyRow, PlanRow
+from tierkit.server.db.tables import CompanyRow
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import upsert_company_in
 from tierkit.server.services.customers import ensure_base_plan_in
-from tierkit.server.services.errors import InvalidRequest, NotFound
+from tierkit.server.services.errors import InvalidRequest
 from tierkit.server.services.features import find_feature_row
 from tierkit.server.services.overrides import company_override_rows, put_override_in
 from tierkit.server.services.plans import find_plan_row
@@ -64,13 +65,22 @@ def entitlement_of_variant(feature: Feature, variant: str, param: str) -> Entitl
         raise _bad_variant(feature, variant, param, ", ".join(sorted(feature.option_keys)))
     if variant.lower() == "unlimited":
         return Entitlement(feature.key, unlimited=True)
-    try:
-        number = float(variant)
-    except ValueError:
-        number = math.nan
+    number = _number_of(variant)
     if not math.isfinite(number) or not 0 <= number <= MAX_SAFE_NUMBER:
         raise _bad_variant(feature, variant, param, "a number or `unlimited`")
-    return Entitlement(feature.key, value=int(number) if number.is_integer() else number)
+    whole = isinstance(number, int) or number.is_integer()
+    return Entitlement(feature.key, value=int(number) if whole else number)
+
+
+_DECIMAL = re.compile(r"\d+(\.\d+)?")
+
+
+def _number_of(variant: str) -> float:
+    """The variant as a plain decimal number (NaN if it is none). Integers are read exactly:
+    through a float, 2**53 + 1 would round into range and be stored as another number."""
+    if not _DECIMAL.fullmatch(variant):
+        return math.nan
+    return float(variant) if "." in variant else int(variant)
 
 
 def _bad_variant(feature: Feature, variant: str, param: str, allowed: str) -> InvalidRequest:
@@ -95,11 +105,21 @@ def _set_plans(
 ) -> None:
     """The account holds exactly these plans from now: new ones start, others end."""
     keep: set[str] = set()
+    base_of_group: dict[str, str] = {}
     for index, plan_key in enumerate(plan_keys):
         param = f"account_plans.{index}.plan_key"
-        plan = find_plan_row_or_invalid(session, company.environment_id, plan_key, param)
+        plan = find_plan_row(session, company.environment_id, plan_key, param=param)
         keep.add(plan.id)
         if plan.type == PlanType.BASE.value:
+            # A second base plan of a group would end the first at once: refuse, not drop it.
+            other = base_of_group.setdefault(plan.plan_group, plan_key)
+            if other != plan_key:
+                raise InvalidRequest(
+                    f"Plans {other!r} and {plan_key!r} are both base plans of group "
+                    f"{plan.plan_group!r}; an account holds one base plan per group.",
+                    code="conflicting_base_plans",
+                    param=param,
+                )
             ensure_base_plan_in(session, company, plan_key, now, param=param)
         elif not any(
             r.plan_id == plan.id and to_subscription(r).is_active(now)
@@ -111,20 +131,6 @@ def _set_plans(
             end_subscription_in(row, now, now)
 
 
-def _as_invalid(error: NotFound, param: str) -> InvalidRequest:
-    """A missing plan or feature named in the body is a bad field of the body."""
-    return InvalidRequest(error.message, code=error.code, param=param)
-
-
-def find_plan_row_or_invalid(
-    session: Session, environment_id: str, key: str, param: str
-) -> PlanRow:
-    try:
-        return find_plan_row(session, environment_id, key)
-    except NotFound as error:
-        raise _as_invalid(error, param) from error
-
-
 def _set_overrides(
     session: Session, company: CompanyRow, wanted: Sequence[FeatureVariant], now: datetime
 ) -> None:
@@ -132,10 +138,10 @@ def _set_overrides(
     keep: set[str] = set()
     for index, item in enumerate(wanted):
         param = f"feature_overrides.{index}"
-        try:
-            feature = to_feature(find_feature_row(session, company.environment_id, item.feature))
-        except NotFound as error:
-            raise _as_invalid(error, f"{param}.feature_key") from error
+        feature_row = find_feature_row(
+            session, company.environment_id, item.feature, param=f"{param}.feature_key"
+        )
+        feature = to_feature(feature_row)
         entitlement = entitlement_of_variant(feature, item.variant, f"{param}.variant_key")
         put_override_in(session, company, Override(entitlement), now, param=param)
         keep.add(feature.key)

@@ -52,7 +52,7 @@ def ensure_base_plan_in(
     session: Session, company: CompanyRow, plan_key: str, now: datetime, *, param: str = "plan"
 ) -> None:
     """Subscribe the company to base plan `plan_key` now, unless it is on it already."""
-    plan = find_plan_row(session, company.environment_id, plan_key)
+    plan = find_plan_row(session, company.environment_id, plan_key, param=param)
     if plan.type != PlanType.BASE.value:
         raise InvalidRequest(
             f"Plan {plan_key!r} is an add-on; the `plan` shortcut takes a base plan. "

@@ -51,3 +51,9 @@ class AuthenticationFailed(DomainError):
 
 class PermissionDenied(DomainError):
     code = "permission_denied"
+
+
+def named_in_body(error: NotFound, param: str | None) -> DomainError:
+    """A missing object named by a body field (`param`) is a bad field of the body (400), not
+    a missing object of the route (404)."""
+    return error if param is None else InvalidRequest(error.message, code=error.code, param=param)

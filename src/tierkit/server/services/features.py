@@ -22,7 +22,13 @@ from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EntitlementRow, FeatureRow, OverrideRow, PlanRow
 from tierkit.server.services.clock import Clock
-from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
+from tierkit.server.services.errors import (
+    Conflict,
+    ErrorDetail,
+    InvalidRequest,
+    NotFound,
+    named_in_body,
+)
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.rows import (
     to_entitlement,
@@ -65,12 +71,15 @@ def feature_not_found(key: str, param: str | None = None) -> NotFound:
     return NotFound(f"There is no feature {key!r}.", code="feature_not_found", param=param)
 
 
-def find_feature_row(session: Session, environment_id: str, key: str) -> FeatureRow:
+def find_feature_row(
+    session: Session, environment_id: str, key: str, *, param: str | None = None
+) -> FeatureRow:
+    """The feature, or 404; or 400 on `param` when a body field named it."""
     row = session.scalar(
         select(FeatureRow).where(FeatureRow.environment_id == environment_id, FeatureRow.key == key)
     )
     if row is None:
-        raise feature_not_found(key)
+        raise named_in_body(feature_not_found(key), param)
     return row
 
 

@@ -29,7 +29,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import FeatureRow, PlanRow, SubscriptionRow
 from tierkit.server.services.clock import Clock
-from tierkit.server.services.errors import Conflict, NotFound
+from tierkit.server.services.errors import Conflict, NotFound, named_in_body
 from tierkit.server.services.features import find_feature_row, raise_problems
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.rows import (
@@ -71,12 +71,15 @@ def plan_not_found(key: str) -> NotFound:
     return NotFound(f"There is no plan {key!r}.", code="plan_not_found")
 
 
-def find_plan_row(session: Session, environment_id: str, key: str) -> PlanRow:
+def find_plan_row(
+    session: Session, environment_id: str, key: str, *, param: str | None = None
+) -> PlanRow:
+    """The plan, or 404; or 400 on `param` when a body field named it."""
     row = session.scalar(
         select(PlanRow).where(PlanRow.environment_id == environment_id, PlanRow.key == key)
     )
     if row is None:
-        raise plan_not_found(key)
+        raise named_in_body(plan_not_found(key), param)
     return row
 
 

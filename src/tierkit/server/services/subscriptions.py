@@ -113,7 +113,7 @@ def subscribe_in(
 ) -> SubscriptionRow:
     """Subscribe `company` to a plan in `session`. A base plan ends the group's previous base
     plan at its start; an add-on may be held once at a time (change its quantity instead)."""
-    plan = find_plan_row(session, company.environment_id, request.plan)
+    plan = find_plan_row(session, company.environment_id, request.plan, param=plan_param)
     if plan.status == PlanStatus.ARCHIVED.value:
         raise InvalidRequest(
             f"Plan {plan.key!r} is archived; new subscriptions need an active plan.",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeGuard, TypeVar
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -210,9 +212,20 @@ def _timestamp_text(value: object) -> object:
     return value
 
 
+def _representable_in_utc(value: datetime) -> datetime:
+    # An offset can carry year 9999 (or year 1) past what a UTC datetime holds; it is stored
+    # and compared in UTC.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
+    return value
+
+
 Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_timestamp_text),
+    AfterValidator(_representable_in_utc),
     Field(description="RFC 3339 with a time zone, e.g. `2026-11-22T10:00:00Z`."),
 ]
 """A timestamp field of a request body: an RFC 3339 string with its offset, never a number."""

@@ -1,4 +1,5 @@
-"""Company and user keys are external ids: any printable characters, URL-encoded in paths."""
+"""Company and user keys are external ids (any printable characters, URL-encoded in paths),
+and text search folds case beyond ASCII on every database."""
 
 from __future__ import annotations
 
@@ -36,3 +37,14 @@ def test_user_key__with_a_slash__round_trips_and_joins_a_slashed_company(
 
     assert created.status_code == 201, created.text
     assert api.get(f"/v1/users/{quote('u/1', safe='')}").json()["companies"] == ["org/1"]
+
+
+def test_company_search__with_accented_capitals__folds_case_on_every_database(
+    api: httpx.Client,
+) -> None:
+    api.put("/v1/companies/ecole", json={"name": "École Polytechnique"}).raise_for_status()
+    api.put("/v1/companies/other", json={"name": "Other"}).raise_for_status()
+
+    found = api.get("/v1/companies", params={"q": "école"}).json()["data"]
+
+    assert [c["key"] for c in found] == ["ecole"]
