@@ -173,5 +173,18 @@ def api(make_client: ClientFactory) -> httpx.Client:
 
 
 @pytest.fixture
+def production(make_client: ClientFactory) -> httpx.Client:
+    """An HTTP client with a secret key of `production`."""
+    return make_client(environment="production")
+
+
+@pytest.fixture
+def anonymous(server_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client with no key."""
+    with httpx.Client(base_url=server_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
 def fixed_now() -> datetime:
     return datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

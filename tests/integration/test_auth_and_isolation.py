@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.support.api import error_of
 from tierkit.server.services.api_keys import KeyKind
 from tierkit.server.services.container import Services
 
@@ -32,29 +33,9 @@ SECRET_ROUTES = [
 ]
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"type", "code", "message", "param", "details"}
-    return error
-
-
 def seed_development(api: httpx.Client) -> None:
     api.post("/v1/features", json=SSO).raise_for_status()
     api.post("/v1/plans", json=PRO).raise_for_status()
-
-
-@pytest.fixture
-def anonymous(server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def production(make_client: ClientFactory) -> httpx.Client:
-    """A secret key of `production`."""
-    return make_client(environment="production")
 
 
 # Authentication

@@ -10,6 +10,8 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from tests.support.api import assert_is_a_sentence
+
 JSON: Final = "application/json"
 
 
@@ -988,15 +990,6 @@ def catalog_of(api: httpx.Client) -> tuple[Any, Any]:
     plans = api.get(P, params={"limit": 500})
     assert features.status_code == plans.status_code == 200
     return features.json(), plans.json()
-
-
-def assert_is_a_sentence(message: object) -> None:
-    assert isinstance(message, str)
-    assert message == message.strip()
-    assert message[0].isupper() or message[0] in "`'\""
-    assert len(message.split()) >= 3
-    assert "\n" not in message
-    assert "Traceback" not in message
 
 
 @pytest.mark.parametrize("bad", CASES)

@@ -5,30 +5,19 @@ that belongs to it, and environments that do not see each other's companies."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import pytest
 
 from tests.conftest import SettableClock
+from tests.support.api import create_feature, create_plan, error_of, parse_utc, rfc3339
 
 ClientFactory = Callable[..., httpx.Client]
 
 
 # Catalog and customers through the API
-
-
-def create_feature(api: httpx.Client, key: str, type: str, **fields: Any) -> None:
-    body: dict[str, Any] = {"key": key, "name": key.replace("_", " ").title(), "type": type}
-    response = api.post("/v1/features", json=body | fields)
-    assert response.status_code == 201, response.text
-
-
-def create_plan(api: httpx.Client, key: str, **fields: Any) -> None:
-    response = api.post("/v1/plans", json={"key": key, "name": key.title(), **fields})
-    assert response.status_code == 201, response.text
 
 
 def create_catalog(api: httpx.Client) -> None:
@@ -92,23 +81,6 @@ def list_company_keys(api: httpx.Client, params: dict[str, Any] | str) -> list[s
     assert response.status_code == 200, response.text
     assert response.json()["next_cursor"] is None
     return [company["key"] for company in response.json()["data"]]
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    return error
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_utc(timestamp: str) -> datetime:
-    """The instant of an RFC 3339 UTC timestamp as the API writes them (`...Z`)."""
-    assert timestamp.endswith("Z"), timestamp
-    return datetime.fromisoformat(timestamp)
 
 
 # Upserts
@@ -510,12 +482,6 @@ def test_delete_company__twice__second_is_404(api: httpx.Client) -> None:
 
 
 # Environments
-
-
-@pytest.fixture
-def production(make_client: ClientFactory) -> httpx.Client:
-    """A secret key of `production`."""
-    return make_client(environment="production")
 
 
 def test_companies__of_development__invisible_to_a_production_key(

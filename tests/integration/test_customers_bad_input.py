@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import SettableClock
+from tests.support.api import assert_is_a_sentence
 
 JSON: Final = "application/json"
 NO_BODY: Final[Any] = object()
@@ -822,15 +823,6 @@ def customers_of(api: httpx.Client) -> list[Any]:
     ]
     assert [r.status_code for r in responses] == [200] * len(responses)
     return [r.json() for r in responses]
-
-
-def assert_is_a_sentence(message: object) -> None:
-    assert isinstance(message, str)
-    assert message == message.strip()
-    assert message[0].isupper() or message[0] in "`'\""
-    assert len(message.split()) >= 3
-    assert "\n" not in message
-    assert "Traceback" not in message
 
 
 @pytest.mark.parametrize("bad", CASES)

@@ -4,45 +4,14 @@ OpenAPI document that describes the whole API."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from fastapi.routing import APIRoute
 
+from tests.support.api import SUPPORT_OPTIONS, create_feature, create_plan, parse_utc
 from tierkit.server.api.routes import features as feature_routes
 from tierkit.server.api.routes import plans as plan_routes
-
-SUPPORT_OPTIONS: list[dict[str, str]] = [
-    {"key": "email", "name": "Email"},
-    {"key": "chat", "name": "Chat"},
-]
-
-
-def create_feature(
-    api: httpx.Client, key: str, type: str = "boolean", **fields: Any
-) -> dict[str, Any]:
-    """Create a feature of `type` with whatever else that type needs, and return its reply."""
-    body: dict[str, Any] = {"key": key, "name": key.replace("_", " ").title(), "type": type}
-    if type == "metered":
-        body["meter"] = {"event": key, "aggregation": "count"}
-    if type == "enum":
-        body["options"] = SUPPORT_OPTIONS
-    body |= fields
-    response = api.post("/v1/features", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-def create_plan(
-    api: httpx.Client, key: str, entitlements: list[dict[str, Any]], **fields: Any
-) -> dict[str, Any]:
-    body = {"key": key, "name": key.title(), "entitlements": entitlements, **fields}
-    response = api.post("/v1/plans", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def patch_feature(api: httpx.Client, key: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -50,15 +19,6 @@ def patch_feature(api: httpx.Client, key: str, changes: dict[str, Any]) -> dict[
     assert response.status_code == 200, response.text
     changed: dict[str, Any] = response.json()
     return changed
-
-
-def parse_utc(timestamp: str) -> datetime:
-    """The instant of an RFC 3339 UTC timestamp as the API writes them (`...Z`)."""
-    assert timestamp.endswith("Z"), timestamp
-    parsed = datetime.fromisoformat(timestamp)
-    assert parsed.utcoffset() is not None
-    assert parsed.utcoffset() == UTC.utcoffset(None)
-    return parsed
 
 
 def list_keys(api: httpx.Client, query: str) -> list[str]:

@@ -4,7 +4,7 @@ account is a company underneath, and errors come in Kickplan's shape."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
@@ -558,12 +558,6 @@ def test_kickplan_update_account__unknown_account__creates_it(kickplan: httpx.Cl
 
 
 # Auth
-
-
-@pytest.fixture
-def anonymous(server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server_url, timeout=30) as client:
-        yield client
 
 
 def test_kickplan_create_account__no_key__401_in_kickplan_shape(

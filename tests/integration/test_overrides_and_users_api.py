@@ -5,29 +5,18 @@ users with merged traits and memberships, and environments that do not see each 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import SettableClock
+from tests.support.api import create_feature, create_plan, error_of, parse_utc, rfc3339
 
 ClientFactory = Callable[..., httpx.Client]
 
 
 # Catalog and customers through the API
-
-
-def create_feature(api: httpx.Client, key: str, type: str, **fields: Any) -> None:
-    body: dict[str, Any] = {"key": key, "name": key.replace("_", " ").title(), "type": type}
-    response = api.post("/v1/features", json=body | fields)
-    assert response.status_code == 201, response.text
-
-
-def create_plan(api: httpx.Client, key: str, **fields: Any) -> None:
-    response = api.post("/v1/plans", json={"key": key, "name": key.title(), **fields})
-    assert response.status_code == 201, response.text
 
 
 def create_catalog(api: httpx.Client) -> None:
@@ -117,31 +106,8 @@ def list_user_keys(api: httpx.Client, params: dict[str, Any]) -> list[str]:
     return [user["key"] for user in response.json()["data"]]
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    return error
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_utc(timestamp: str) -> datetime:
-    """The instant of an RFC 3339 UTC timestamp as the API writes them (`...Z`)."""
-    assert timestamp.endswith("Z"), timestamp
-    return datetime.fromisoformat(timestamp)
-
-
 def without_times(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("created_at", "updated_at")}
-
-
-@pytest.fixture
-def production(make_client: ClientFactory) -> httpx.Client:
-    """A secret key of `production`."""
-    return make_client(environment="production")
 
 
 # Overrides

@@ -3,10 +3,11 @@ one default per group, single entitlements, the features a plan offers, deletion
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from tests.support.api import create_feature, create_plan, parse_utc
 
 MONTHLY_USD: dict[str, Any] = {
     "interval": "month",
@@ -17,35 +18,12 @@ MONTHLY_USD: dict[str, Any] = {
 }
 
 
-def create_feature(
-    api: httpx.Client, key: str, type: str = "boolean", **fields: Any
-) -> dict[str, Any]:
-    """Create a feature of `type` with whatever else that type needs, and return its reply."""
-    body: dict[str, Any] = {"key": key, "name": key.replace("_", " ").title(), "type": type}
-    if type == "metered":
-        body["meter"] = {"event": key, "aggregation": "count"}
-    if type == "enum":
-        body["options"] = [{"key": "email", "name": "Email"}, {"key": "chat", "name": "Chat"}]
-    body |= fields
-    response = api.post("/v1/features", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 def create_catalog_features(api: httpx.Client) -> None:
     """`sso` (boolean), `projects` (numeric), `support` (enum), `api_calls` (metered)."""
     create_feature(api, "sso")
     create_feature(api, "projects", "numeric")
     create_feature(api, "support", "enum")
     create_feature(api, "api_calls", "metered")
-
-
-def create_plan(api: httpx.Client, key: str, **fields: Any) -> dict[str, Any]:
-    response = api.post("/v1/plans", json={"key": key, "name": key.title(), **fields})
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def patch_plan(api: httpx.Client, key: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -73,14 +51,6 @@ def list_plan_keys(api: httpx.Client, query: str = "") -> list[str]:
 def entitled(plan: dict[str, Any]) -> list[tuple[str, Any]]:
     """The plan's entitlements as (feature, value) pairs, in order."""
     return [(e["feature"], e["value"]) for e in plan["entitlements"]]
-
-
-def parse_utc(timestamp: str) -> datetime:
-    """The instant of an RFC 3339 UTC timestamp as the API writes them (`...Z`)."""
-    assert timestamp.endswith("Z"), timestamp
-    parsed = datetime.fromisoformat(timestamp)
-    assert parsed.utcoffset() == UTC.utcoffset(None)
-    return parsed
 
 
 def test_create_plan__only_key_and_name__gets_the_documented_defaults(api: httpx.Client) -> None:

@@ -10,25 +10,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import SettableClock
+from tests.support.api import create_feature, create_plan, error_of, rfc3339
 
 ClientFactory = Callable[..., httpx.Client]
 
 
 # Catalog and customers through the API
-
-
-def create_feature(api: httpx.Client, key: str, type: str, **fields: Any) -> None:
-    body: dict[str, Any] = {"key": key, "name": key.replace("_", " ").title(), "type": type}
-    response = api.post("/v1/features", json=body | fields)
-    assert response.status_code == 201, response.text
-
-
-def create_plan(api: httpx.Client, key: str, **fields: Any) -> None:
-    response = api.post("/v1/plans", json={"key": key, "name": key.title(), **fields})
-    assert response.status_code == 201, response.text
 
 
 def create_catalog(api: httpx.Client) -> None:
@@ -117,17 +106,6 @@ def cancel(api: httpx.Client, subscription_id: str, at: str, company: str = "acm
     response = api.delete(f"/v1/companies/{company}/subscriptions/{subscription_id}?at={at}")
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    return error
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_utc(timestamp: str | None) -> datetime | None:
@@ -844,12 +822,6 @@ def test_patch_plan__type_or_group_of_a_subscribed_plan__409_plan_in_use(
 
 
 # Environments
-
-
-@pytest.fixture
-def production(make_client: ClientFactory) -> httpx.Client:
-    """A secret key of `production`."""
-    return make_client(environment="production")
 
 
 def test_subscriptions__of_development__invisible_to_a_production_key(
