@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 
@@ -53,3 +53,21 @@ def cycle_bounds(anchor: datetime, unit: Unit, at: datetime) -> tuple[datetime, 
     while add_intervals(anchor, unit, count + 1) <= at:
         count += 1
     return add_intervals(anchor, unit, count), add_intervals(anchor, unit, count + 1)
+
+
+_CALENDAR_START: Mapping[Unit, Callable[[datetime], datetime]] = {
+    Unit.DAY: lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0),
+    Unit.WEEK: lambda t: (t - timedelta(days=t.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    ),
+    Unit.MONTH: lambda t: t.replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+    Unit.YEAR: lambda t: t.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0),
+}
+
+
+def calendar_bounds(unit: Unit, at: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The calendar `unit` containing `at` in `zone` (weeks start on Monday, ISO), in UTC."""
+    local = at.astimezone(zone)
+    start = _CALENDAR_START[unit](local).replace(tzinfo=None)
+    end = add_intervals(start, unit, 1)
+    return start.replace(tzinfo=zone).astimezone(UTC), end.replace(tzinfo=zone).astimezone(UTC)

@@ -1,0 +1,326 @@
+"""The evaluator: one feature for one company at one instant, with the reasons behind it.
+
+Precedence (API.md "Checks"): the feature's `global_value`; the company's unexpired override;
+its active subscriptions (base plan, or the group's default plan when it has none, plus add-ons:
+booleans OR, numbers and limits add up times quantity, unlimited absorbs, an add-on's enum value
+wins); the feature's rules in order, first match; the feature's `default`. A metered limit then
+meets usage, which callers pass in as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from enum import StrEnum
+
+from tierkit.engine.catalog import (
+    Entitlement,
+    Feature,
+    FeatureType,
+    Period,
+    Plan,
+    PlanStatus,
+    PlanType,
+    Reset,
+    Scalar,
+)
+from tierkit.engine.customers import Override, Subscription, active_subscriptions
+from tierkit.engine.periods import Unit, calendar_bounds, cycle_bounds
+from tierkit.engine.rules import Rule, Subject, first_matching_rule
+
+
+class Reason(StrEnum):
+    GLOBAL_OVERRIDE = "global_override"
+    OVERRIDE = "override"
+    PLAN = "plan"
+    RULE = "rule"
+    DEFAULT = "default"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """An environment's catalog as the evaluator reads it."""
+
+    features: Mapping[str, Feature]
+    plans: Mapping[str, Plan]
+    rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
+
+    def default_plans(self) -> dict[str, Plan]:
+        """The default base plan of each group."""
+        return {
+            plan.group: plan
+            for plan in self.plans.values()
+            if plan.is_default and plan.type is PlanType.BASE and plan.status is PlanStatus.ACTIVE
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyState:
+    """A company as the evaluator reads it; `found` is False for a company not on record."""
+
+    key: str
+    found: bool = True
+    traits: Mapping[str, Scalar] = field(default_factory=dict)
+    subscriptions: tuple[Subscription, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    usage: Mapping[str, float] = field(default_factory=dict)
+    """Units used per metered feature in its current period."""
+    credits: Mapping[str, float] = field(default_factory=dict)
+    timezone: tzinfo = UTC
+    """Where calendar periods are cut (the company's `timezone` trait, resolved by the caller)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    key: str
+    traits: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    used: float
+    limit: float | None
+    remaining: float | None
+    overage: float
+    period: Period
+    period_start: datetime | None
+    resets_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything of the check reply (API.md "Checks")."""
+
+    feature: str
+    company: str
+    company_found: bool
+    allowed: bool
+    value: Scalar | None
+    unlimited: bool
+    reason: Reason
+    plan: str | None = None
+    rule: str | None = None
+    override_expires_at: datetime | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entitled:
+    entitlement: Entitlement
+    reason: Reason
+    plan: str | None = None
+    rule: str | None = None
+    override_expires_at: datetime | None = None
+
+
+def current_plans(
+    catalog: Catalog, subscriptions: Sequence[Subscription], now: datetime
+) -> list[tuple[Plan, Subscription | None]]:
+    """The plans a company has at `now`: its active subscriptions' plans, and the default plan
+    of each group in which it has no active base plan (with no subscription)."""
+    held: list[tuple[Plan, Subscription | None]] = []
+    base_groups = set()
+    for sub in active_subscriptions(subscriptions, now):
+        plan = catalog.plans.get(sub.plan)
+        if plan is None:
+            continue
+        held.append((plan, sub))
+        if sub.plan_type is PlanType.BASE:
+            base_groups.add(sub.group)
+    for group, plan in sorted(catalog.default_plans().items()):
+        if group not in base_groups:
+            held.append((plan, None))
+    return held
+
+
+def _combine(
+    feature: Feature, offered: list[tuple[Plan, Entitlement, int]]
+) -> tuple[Entitlement, str]:
+    """One entitlement from every plan that sets the feature (base plans first)."""
+    base = next(((p, e, q) for p, e, q in offered if p.type is PlanType.BASE), None)
+    first_plan, first, _ = base or offered[0]
+    if feature.type is FeatureType.BOOLEAN:
+        value: Scalar | None = any(e.value is True for _, e, _ in offered)
+        return Entitlement(feature.key, value=value), first_plan.key
+    if feature.type is FeatureType.ENUM:
+        add_ons = [(p, e) for p, e, _ in offered if p.type is PlanType.ADD_ON]
+        plan, entitlement = add_ons[-1] if add_ons else (first_plan, first)
+        return entitlement, plan.key
+    if any(e.unlimited for _, e, _ in offered):
+        total = Entitlement(feature.key, unlimited=True)
+    else:
+        amount = float(sum(float(e.value or 0) * quantity for _, e, quantity in offered))
+        total = Entitlement(feature.key, value=int(amount) if amount.is_integer() else amount)
+    return (
+        Entitlement(
+            feature.key,
+            value=total.value,
+            unlimited=total.unlimited,
+            period=first.period,
+            reset=first.reset,
+            soft_limit=first.soft_limit,
+            overage=first.overage,
+        ),
+        first_plan.key,
+    )
+
+
+def _subject(
+    company: CompanyState,
+    user: UserState | None,
+    context: Mapping[str, Scalar],
+    plans: Sequence[Plan],
+) -> Subject:
+    return Subject(
+        company_key=company.key,
+        company_traits={**company.traits, **context},
+        user_key=user.key if user else None,
+        user_traits={**(user.traits if user else {}), **context},
+        plans=frozenset(plan.key for plan in plans),
+        usage=company.usage,
+        credits=company.credits,
+    )
+
+
+def _entitled(
+    catalog: Catalog,
+    feature: Feature,
+    company: CompanyState,
+    *,
+    user: UserState | None,
+    context: Mapping[str, Scalar],
+    now: datetime,
+) -> _Entitled:
+    if feature.global_value is not None:
+        return _Entitled(
+            Entitlement(feature.key, value=feature.global_value), Reason.GLOBAL_OVERRIDE
+        )
+    override = next(
+        (o for o in company.overrides if o.feature == feature.key and o.is_active(now)), None
+    )
+    if override is not None:
+        return _Entitled(
+            override.entitlement, Reason.OVERRIDE, override_expires_at=override.expires_at
+        )
+    held = current_plans(catalog, company.subscriptions, now)
+    offered = [
+        (plan, entitlement, sub.quantity if sub else 1)
+        for plan, sub in held
+        if (entitlement := plan.entitlement_for(feature.key)) is not None
+    ]
+    if offered:
+        entitlement, plan_key = _combine(feature, offered)
+        return _Entitled(entitlement, Reason.PLAN, plan=plan_key)
+    subject = _subject(company, user, context, [plan for plan, _ in held])
+    rule = first_matching_rule(catalog.rules.get(feature.key, ()), feature.key, subject)
+    if rule is not None:
+        entitlement = Entitlement(feature.key, value=rule.value, unlimited=rule.unlimited)
+        return _Entitled(entitlement, Reason.RULE, rule=rule.name)
+    value = feature.default if feature.default is not None else feature.zero_value
+    return _Entitled(Entitlement(feature.key, value=value), Reason.DEFAULT)
+
+
+def _base_anchor(company: CompanyState, now: datetime) -> datetime | None:
+    base = [
+        s for s in active_subscriptions(company.subscriptions, now) if s.plan_type is PlanType.BASE
+    ]
+    return min((s.started_at for s in base), default=None)
+
+
+def usage_period(
+    entitlement: Entitlement, company: CompanyState, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """The current period of a metered entitlement: calendar (in the company's zone) or billing
+    cycle (anchored at the base subscription's start; calendar when there is none)."""
+    period = entitlement.period or Period.MONTH
+    if period is Period.ALL_TIME:
+        return None, None
+    unit = Unit(period.value)
+    anchor = _base_anchor(company, now)
+    if entitlement.reset is Reset.BILLING_CYCLE and anchor is not None:
+        return cycle_bounds(anchor, unit, now)
+    return calendar_bounds(unit, now, company.timezone)
+
+
+def _allowed(feature: Feature, entitlement: Entitlement, quantity: float) -> bool:
+    if entitlement.unlimited:
+        return True
+    if feature.type is FeatureType.BOOLEAN:
+        return entitlement.value is True
+    if feature.type is FeatureType.ENUM:
+        return entitlement.value is not None
+    return isinstance(entitlement.value, int | float) and entitlement.value >= quantity
+
+
+def evaluate(
+    catalog: Catalog,
+    company: CompanyState,
+    feature_key: str,
+    *,
+    now: datetime,
+    quantity: float = 1,
+    user: UserState | None = None,
+    context: Mapping[str, Scalar] | None = None,
+) -> Decision:
+    """Decide whether `company` may use `quantity` more of a feature at `now`, and why.
+
+    The feature must be in the catalog (callers answer unknown features themselves)."""
+    feature = catalog.features[feature_key]
+    entitled = _entitled(catalog, feature, company, user=user, context=context or {}, now=now)
+    entitlement = entitled.entitlement
+    value = None if entitlement.unlimited else entitlement.value
+    reason = entitled.reason
+    usage = None
+    if feature.type is FeatureType.METERED:
+        used = float(company.usage.get(feature.key, 0))
+        limit = None if entitlement.unlimited else float(value or 0)
+        start, end = usage_period(entitlement, company, now)
+        usage = Usage(
+            used=used,
+            limit=limit,
+            remaining=None if limit is None else max(limit - used, 0.0),
+            overage=0.0 if limit is None else max(used - limit, 0.0),
+            period=entitlement.period or Period.MONTH,
+            period_start=start,
+            resets_at=end,
+        )
+        over = limit is not None and used + quantity > limit
+        allowed = not over or entitlement.soft_limit
+        if over and not entitlement.soft_limit:
+            reason = Reason.LIMIT_EXCEEDED
+    else:
+        allowed = _allowed(feature, entitlement, quantity)
+    return Decision(
+        feature=feature.key,
+        company=company.key,
+        company_found=company.found,
+        allowed=allowed,
+        value=value,
+        unlimited=entitlement.unlimited,
+        reason=reason,
+        plan=entitled.plan,
+        rule=entitled.rule,
+        override_expires_at=entitled.override_expires_at,
+        usage=usage,
+    )
+
+
+def evaluate_all(
+    catalog: Catalog,
+    company: CompanyState,
+    *,
+    now: datetime,
+    features: Sequence[str] | None = None,
+    user: UserState | None = None,
+    context: Mapping[str, Scalar] | None = None,
+) -> list[Decision]:
+    """`evaluate` for several features (all non-archived ones, by key, when not given)."""
+    keys = (
+        features
+        if features is not None
+        else sorted(key for key, f in catalog.features.items() if f.status.value != "archived")
+    )
+    return [evaluate(catalog, company, key, now=now, user=user, context=context) for key in keys]
