@@ -7,8 +7,9 @@ fields to each other and entitlements to their features. An empty list means val
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from tierkit.engine.catalog import (
     MAX_SAFE_NUMBER,
@@ -24,6 +25,7 @@ from tierkit.engine.catalog import (
     Scalar,
 )
 from tierkit.engine.currencies import is_currency
+from tierkit.engine.rules import Condition, ConditionType, Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,3 +312,115 @@ def _check_prices(plan: Plan) -> list[Problem]:
                 )
             offered.add((price.interval, currency))
     return problems
+
+
+_LIST_OPERATORS = frozenset({"in", "not_in"})
+_PRESENCE_OPERATORS = frozenset({"exists", "not_exists"})
+_DATE_OPERATORS = frozenset({"before", "after"})
+
+
+def check_rules(
+    feature: Feature,
+    rules: Sequence[Rule],
+    features: Mapping[str, Feature],
+    plans: Collection[str],
+) -> list[Problem]:
+    """A feature's rules: values fit the feature, conditions name what they need and exist."""
+    problems: list[Problem] = []
+    for index, rule in enumerate(rules):
+        where = f"{index}"
+        if rule.unlimited:
+            problems += check_entitlement(feature, Entitlement(feature.key, unlimited=True), where)
+        elif rule.value is None:
+            problems.append(Problem(f"{where}.value", "value_required", "A rule needs a `value`."))
+        else:
+            problems += check_value(feature, rule.value, f"{where}.value")
+        for g, group in enumerate(rule.conditions):
+            if not group:
+                problems.append(
+                    Problem(
+                        f"{where}.conditions.{g}",
+                        "empty_condition_group",
+                        "A group of conditions needs at least one condition.",
+                    )
+                )
+            for c, condition in enumerate(group):
+                problems += _check_condition(
+                    condition, f"{where}.conditions.{g}.{c}", features, plans
+                )
+    return problems
+
+
+def _check_condition(
+    condition: Condition, where: str, features: Mapping[str, Feature], plans: Collection[str]
+) -> list[Problem]:
+    return _check_condition_subject(condition, where, features, plans) + _check_condition_value(
+        condition, where
+    )
+
+
+def _check_condition_subject(
+    condition: Condition, where: str, features: Mapping[str, Feature], plans: Collection[str]
+) -> list[Problem]:
+    """The condition names what its type needs, and what it names exists."""
+    problems = []
+    if condition.type is ConditionType.TRAIT and not condition.trait:
+        problems.append(Problem(f"{where}.trait", "trait_required", "Name the `trait`."))
+    if condition.type is ConditionType.USAGE:
+        usage_of = features.get(condition.feature or "")
+        if usage_of is None or usage_of.type is not FeatureType.METERED:
+            problems.append(
+                Problem(
+                    f"{where}.feature",
+                    "metered_feature_required",
+                    "A `usage` condition names a metered feature in `feature`.",
+                )
+            )
+    if condition.type is ConditionType.CREDITS and not condition.credit:
+        problems.append(Problem(f"{where}.credit", "credit_required", "Name the `credit`."))
+    if condition.type is ConditionType.PLAN:
+        value = condition.value
+        named = value if isinstance(value, list | tuple) else [value]
+        for key in named:
+            if isinstance(key, str) and key not in plans:
+                problems.append(
+                    Problem(f"{where}.value", "plan_not_found", f"There is no plan {key!r}.")
+                )
+    return problems
+
+
+def _check_condition_value(condition: Condition, where: str) -> list[Problem]:
+    """The value has the shape its operator takes."""
+    problems = []
+    op, value = condition.op.value, condition.value
+    if op in _PRESENCE_OPERATORS:
+        if value is not None:
+            problems.append(
+                Problem(f"{where}.value", "value_not_allowed", f"`{op}` takes no `value`.")
+            )
+    elif op in _LIST_OPERATORS:
+        if not isinstance(value, list | tuple) or not value:
+            problems.append(
+                Problem(f"{where}.value", "list_required", f"`{op}` takes a non-empty list.")
+            )
+    elif value is None or isinstance(value, list | tuple):
+        problems.append(Problem(f"{where}.value", "value_required", f"`{op}` takes one value."))
+    elif op in _DATE_OPERATORS and not _is_iso_date(value):
+        problems.append(
+            Problem(
+                f"{where}.value",
+                "date_required",
+                f"`{op}` takes an ISO date or timestamp, such as 2026-11-22.",
+            )
+        )
+    return problems
+
+
+def _is_iso_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

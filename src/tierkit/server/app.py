@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from tierkit import __version__
 from tierkit.server.api.errors import install_error_handlers
 from tierkit.server.api.routes import (
+    checks,
     companies,
     environment,
     features,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         companies.router,
         users.router,
         kickplan.router,
+        checks.router,
     )
     for router in routers:
         app.include_router(router)

@@ -80,6 +80,8 @@ class FeatureRow(Base):
     options: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
     default: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
     global_value: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    # The feature's targeting rules, in order, in the API's JSON shape (null: none).
+    rules: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

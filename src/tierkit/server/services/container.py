@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from tierkit.server.db import Database
 from tierkit.server.services.accounts import AccountService
 from tierkit.server.services.api_keys import ApiKeyService
+from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.companies import CompanyService
 from tierkit.server.services.customers import CustomerService
@@ -32,20 +34,23 @@ class Services:
     overrides: OverrideService
     users: UserService
     accounts: AccountService
+    checks: CheckService
 
     @classmethod
     def build(cls, database: Database, clock: Clock = system_clock) -> Services:
+        catalogs = CatalogCache(database)
         return cls(
             database=database,
             clock=clock,
             environments=EnvironmentService(database, clock),
             api_keys=ApiKeyService(database, clock),
-            features=FeatureService(database, clock),
-            plans=PlanService(database, clock),
+            features=FeatureService(database, clock, catalogs.invalidate),
+            plans=PlanService(database, clock, catalogs.invalidate),
             companies=CompanyService(database, clock),
             customers=CustomerService(database, clock),
             subscriptions=SubscriptionService(database, clock),
             overrides=OverrideService(database, clock),
             users=UserService(database, clock),
             accounts=AccountService(database, clock),
+            checks=CheckService(database, clock, catalogs),
         )

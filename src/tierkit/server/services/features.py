@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,11 +16,15 @@ from tierkit.engine.catalog_rules import (
     Problem,
     check_entitlement,
     check_feature,
+    check_rules,
     normalize_entitlement,
 )
+from tierkit.engine.codec import rule_from_json, rule_to_json
+from tierkit.engine.rules import Rule
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EntitlementRow, FeatureRow, OverrideRow, PlanRow
+from tierkit.server.services.catalog_cache import changes_catalog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import (
     Conflict,
@@ -84,9 +88,15 @@ def find_feature_row(
 
 
 class FeatureService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_catalog_change: Callable[[str], None] = lambda environment_id: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._catalog_changed = on_catalog_change
 
     def list_features(
         self,
@@ -111,6 +121,7 @@ class FeatureService:
         with self._db.read() as session:
             return _to_record(find_feature_row(session, environment_id, key))
 
+    @changes_catalog
     def create_feature(self, environment_id: str, feature: Feature) -> FeatureRecord:
         raise_problems(check_feature(feature), "The feature has")
         now = self._clock()
@@ -132,6 +143,7 @@ class FeatureService:
         except IntegrityError as error:  # a concurrent create of the same key
             raise _feature_exists(feature.key) from error
 
+    @changes_catalog
     def update_feature(
         self, environment_id: str, key: str, changes: Mapping[str, Any]
     ) -> FeatureRecord:
@@ -146,6 +158,31 @@ class FeatureService:
             session.flush()
             return _to_record(row)
 
+    def get_rules(self, environment_id: str, key: str) -> list[Rule]:
+        with self._db.read() as session:
+            row = find_feature_row(session, environment_id, key)
+            return [rule_from_json(rule) for rule in row.rules or ()]
+
+    @changes_catalog
+    def put_rules(self, environment_id: str, key: str, rules: Sequence[Rule]) -> list[Rule]:
+        """Replace a feature's rules (in order; the first match wins) after checking them all."""
+        with self._db.write() as session:
+            row = find_feature_row(session, environment_id, key)
+            features = {
+                r.key: to_feature(r)
+                for r in session.scalars(
+                    select(FeatureRow).where(FeatureRow.environment_id == environment_id)
+                )
+            }
+            plans = set(
+                session.scalars(select(PlanRow.key).where(PlanRow.environment_id == environment_id))
+            )
+            raise_problems(check_rules(features[key], rules, features, plans), "The rules have")
+            row.rules = [rule_to_json(rule) for rule in rules] or None
+            row.updated_at = self._clock()
+            return list(rules)
+
+    @changes_catalog
     def delete_feature(self, environment_id: str, key: str) -> None:
         """Delete a feature no plan or override uses (409 otherwise: archive it instead)."""
         with self._db.write() as session:

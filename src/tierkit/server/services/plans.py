@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from tierkit.engine.catalog_rules import (
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import FeatureRow, PlanRow, SubscriptionRow
+from tierkit.server.services.catalog_cache import changes_catalog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import Conflict, NotFound, named_in_body
 from tierkit.server.services.features import find_feature_row, raise_problems
@@ -89,9 +90,15 @@ def _feature_rows(session: Session, environment_id: str) -> dict[str, FeatureRow
 
 
 class PlanService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_catalog_change: Callable[[str], None] = lambda environment_id: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._catalog_changed = on_catalog_change
 
     def list_plans(
         self,
@@ -121,6 +128,7 @@ class PlanService:
         with self._db.read() as session:
             return _to_record(find_plan_row(session, environment_id, key))
 
+    @changes_catalog
     def create_plan(self, environment_id: str, plan: Plan) -> PlanRecord:
         now = self._clock()
         try:
@@ -143,6 +151,7 @@ class PlanService:
         except IntegrityError as error:
             raise _concurrent_change() from error
 
+    @changes_catalog
     def update_plan(self, environment_id: str, key: str, changes: Mapping[str, Any]) -> PlanRecord:
         """Apply `changes`; `entitlements` and `prices`, when given, replace the lists whole."""
         try:
@@ -165,6 +174,7 @@ class PlanService:
         except IntegrityError as error:
             raise _concurrent_change() from error
 
+    @changes_catalog
     def delete_plan(self, environment_id: str, key: str) -> None:
         """Delete a plan nobody ever subscribed to (409 otherwise: archive it instead)."""
         with self._db.write() as session:
@@ -177,6 +187,7 @@ class PlanService:
                 )
             session.delete(row)
 
+    @changes_catalog
     def put_entitlement(
         self, environment_id: str, plan_key: str, entitlement: Entitlement
     ) -> Entitlement:
@@ -210,6 +221,7 @@ class PlanService:
             row.updated_at = self._clock()
             return normalize_entitlement(feature, entitlement)
 
+    @changes_catalog
     def delete_entitlement(self, environment_id: str, plan_key: str, feature_key: str) -> None:
         with self._db.write() as session:
             row = find_plan_row(session, environment_id, plan_key)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Body, Path, Response
 
 from tierkit.engine.catalog import KEY_PATTERN, FeatureStatus, FeatureType
 from tierkit.server.api.dependencies import SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.environment import Cursor, Limit
+from tierkit.server.api.schemas.checks import RuleBody, RuleOut
 from tierkit.server.api.schemas.common import ListResponse
 from tierkit.server.api.schemas.features import FeatureCreate, FeatureOut, FeatureUpdate
 from tierkit.server.services.pagination import DEFAULT_LIMIT
@@ -54,6 +55,30 @@ def update_feature(
     """Change a feature. A change that plans' entitlements would no longer fit is a 409."""
     record = services.features.update_feature(principal.environment_id, key, body.to_changes())
     return FeatureOut.of(record)
+
+
+@router.get("/{key}/rules", response_model=ListResponse[RuleOut])
+def get_feature_rules(
+    key: FeatureKey, principal: SecretKey, services: ServicesDep
+) -> ListResponse[RuleOut]:
+    """The feature's targeting rules, in order."""
+    rules = services.features.get_rules(principal.environment_id, key)
+    return ListResponse(data=[RuleOut.of(rule) for rule in rules], next_cursor=None)
+
+
+@router.put("/{key}/rules", response_model=ListResponse[RuleOut])
+def put_feature_rules(
+    key: FeatureKey,
+    body: Annotated[list[RuleBody], Body(max_length=100)],
+    principal: SecretKey,
+    services: ServicesDep,
+) -> ListResponse[RuleOut]:
+    """Replace the feature's rules with this ordered list (the first match wins; `[]` clears).
+    Rules apply when no override and no plan sets the feature."""
+    rules = services.features.put_rules(
+        principal.environment_id, key, [rule.to_rule() for rule in body]
+    )
+    return ListResponse(data=[RuleOut.of(rule) for rule in rules], next_cursor=None)
 
 
 @router.delete("/{key}", status_code=204, response_class=Response)

@@ -1,0 +1,57 @@
+"""`/v1/check`: the hot path. Replies are built as plain data and serialized with orjson."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Response
+
+from tierkit.engine.codec import decision_to_json
+from tierkit.server.api.dependencies import AnyKey, ServicesDep
+from tierkit.server.api.json_route import StrictJSONRoute
+from tierkit.server.api.schemas.checks import CheckBody, CheckBulkBody, CheckBulkOut, CheckOut
+from tierkit.server.services.checks import CheckRequest
+from tierkit.server.services.errors import InvalidRequest
+
+router = APIRouter(prefix="/v1", tags=["checks"], route_class=StrictJSONRoute)
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post("/check", response_model=None, responses={200: {"model": CheckOut}})
+def check(body: CheckBody, principal: AnyKey, services: ServicesDep) -> Response:
+    """May the company use `quantity` more of the feature now, and why. Publishable keys allowed.
+
+    Unknown companies evaluate as a company with no traits on the default plan
+    (`company_found: false`); an unknown feature is 404 `feature_not_found`."""
+    if body.consume:
+        raise InvalidRequest(
+            "Consuming usage arrives with metering; send `consume: false` for now.",
+            code="consume_unavailable",
+            param="consume",
+        )
+    request = CheckRequest(
+        company=body.company,
+        features=[body.feature],
+        user=body.user,
+        quantity=body.quantity,
+        context=body.context.traits if body.context else {},
+    )
+    (decision,) = services.checks.check(principal.environment_id, request)
+    return _json(decision_to_json(decision))
+
+
+@router.post("/check/bulk", response_model=None, responses={200: {"model": CheckBulkOut}})
+def check_bulk(body: CheckBulkBody, principal: AnyKey, services: ServicesDep) -> Response:
+    """Several features (every feature not archived when `features` is omitted) at once."""
+    request = CheckRequest(
+        company=body.company,
+        features=body.features,
+        user=body.user,
+        context=body.context.traits if body.context else {},
+    )
+    decisions = services.checks.check(principal.environment_id, request)
+    return _json({"data": [decision_to_json(d) for d in decisions]})
