@@ -19,6 +19,7 @@ from tierkit.server.api.routes import (
     features,
     health,
     kickplan,
+    ofrep,
     plans,
     users,
 )
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         users.router,
         kickplan.router,
         checks.router,
+        ofrep.router,
     )
     for router in routers:
         app.include_router(router)

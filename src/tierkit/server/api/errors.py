@@ -133,6 +133,7 @@ def _validation_details(error: RequestValidationError) -> list[ErrorDetail]:
 
 
 _KICKPLAN_PREFIX = "/api/"
+_OFREP_PREFIX = "/ofrep/"
 _KICKPLAN_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}
 _KICKPLAN_MESSAGES = {"missing": "is required"}
 
@@ -159,6 +160,23 @@ def kickplan_body(
     }
 
 
+_OFREP_CODES = {
+    "feature_not_found": "FLAG_NOT_FOUND",
+    "targeting_key_missing": "TARGETING_KEY_MISSING",
+    "invalid_context": "INVALID_CONTEXT",
+    "invalid_json": "PARSE_ERROR",
+    "unsupported_media_type": "PARSE_ERROR",
+}
+
+
+def ofrep_body(request: Request, status: int, code: str, message: str) -> dict[str, Any]:
+    """OFREP's error body: `{"key", "errorCode", "errorDetails"}`."""
+    error_code = _OFREP_CODES.get(code) or ("INVALID_CONTEXT" if status == 400 else "GENERAL")
+    body: dict[str, Any] = {"errorCode": error_code, "errorDetails": message}
+    key = request.path_params.get("key")
+    return {"key": key, **body} if key is not None else body
+
+
 def _respond(
     request: Request,
     status: int,
@@ -169,11 +187,16 @@ def _respond(
     *,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    """The error in the envelope of the API the request is for (Kickplan's under `/api/`)."""
-    if request.url.path.startswith(_KICKPLAN_PREFIX):
+    """The error in the envelope of the API the request is for: Kickplan's under `/api/`,
+    OFREP's under `/ofrep/`, the documented one everywhere else."""
+    path = request.url.path
+    if path.startswith(_KICKPLAN_PREFIX):
         body = kickplan_body(status, message, param, details)
-        return JSONResponse(body, status_code=status, headers=headers)
-    return error_response(status, code, message, param, details, headers=headers)
+    elif path.startswith(_OFREP_PREFIX):
+        body = ofrep_body(request, status, code, message)
+    else:
+        return error_response(status, code, message, param, details, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _on_domain_error(request: Request, error: Exception) -> Response:

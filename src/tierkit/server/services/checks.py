@@ -73,6 +73,10 @@ class CheckService:
         self._clock = clock
         self._catalogs = catalogs
 
+    def catalog(self, environment_id: str) -> Catalog:
+        """The environment's compiled catalog (from memory)."""
+        return self._catalogs.get(environment_id)
+
     def check(self, environment_id: str, request: CheckRequest) -> list[Decision]:
         """A decision per requested feature (unknown features are 404 `feature_not_found`)."""
         catalog = self._catalogs.get(environment_id)
