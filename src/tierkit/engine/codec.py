@@ -223,11 +223,11 @@ def user_from_json(data: Json | None) -> UserState | None:
     return None if data is None else UserState(data["key"], dict(data.get("traits", {})))
 
 
-def _number(value: float | None) -> float | int | None:
-    # Whole numbers are JSON integers.
-    if value is None:
-        return None
-    return int(value) if float(value).is_integer() else value
+def json_number(value: Any) -> Any:
+    """Whole numbers as integers (JSON clients type 10.0 as a float); anything else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def decision_to_json(decision: Decision) -> dict[str, Any]:
@@ -247,10 +247,10 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
         "usage": None
         if usage is None
         else {
-            "used": _number(usage.used),
-            "limit": _number(usage.limit),
-            "remaining": _number(usage.remaining),
-            "overage": _number(usage.overage),
+            "used": json_number(usage.used),
+            "limit": json_number(usage.limit),
+            "remaining": json_number(usage.remaining),
+            "overage": json_number(usage.overage),
             "period": usage.period.value,
             "period_start": format_time(usage.period_start),
             "resets_at": format_time(usage.resets_at),

@@ -1,15 +1,27 @@
-"""Kickplan-compatible accounts under `/api`: point a Kickplan client at Tierkit.
-
-Same keys as the native API; errors in Kickplan's shape (`api/errors.py`)."""
+"""Kickplan-compatible accounts and feature resolution under `/api`: point a Kickplan client
+at Tierkit. Same keys as the native API; errors in Kickplan's shape (`api/errors.py`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from tierkit.server.api.dependencies import SecretKey, ServicesDep
+from tierkit.engine.catalog import FeatureType
+from tierkit.engine.codec import json_number
+from tierkit.engine.evaluate import Catalog, Decision
+from tierkit.server.api.dependencies import AnyKey, SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.companies import CompanyKey
-from tierkit.server.api.schemas.kickplan import AccountCreate, AccountOut, AccountUpdate
+from tierkit.server.api.routes.ofrep import FlagKey
+from tierkit.server.api.schemas.kickplan import (
+    AccountCreate,
+    AccountOut,
+    AccountUpdate,
+    ResolvedFeature,
+    ResolveRequest,
+)
+from tierkit.server.services.checks import CheckRequest
 
 router = APIRouter(prefix="/api", tags=["kickplan"], route_class=StrictJSONRoute)
 
@@ -36,3 +48,54 @@ def _sync(key: str, body: AccountUpdate, environment_id: str, services: Services
         environment_id, key, body.to_fields(), body.plan_keys(), body.variants()
     )
     return AccountOut.of(account)
+
+
+def _resolved(catalog: Catalog, decision: Decision, *, detailed: bool) -> dict[str, Any]:
+    """A decision as Kickplan resolves it: booleans and limits as `value`, a string `variant`."""
+    feature = catalog.features[decision.feature]
+    if feature.type is FeatureType.METERED:
+        value: Any = decision.allowed
+    else:
+        value = json_number(decision.value)
+    if not detailed:
+        return {"value": value, "key": decision.feature}
+    variant: str | None
+    if decision.unlimited:
+        variant = "unlimited"
+    elif isinstance(value, bool):
+        variant = "true" if value else "false"
+    else:
+        variant = None if value is None else str(value)
+    return {
+        "value": value,
+        "metadata": {"name": feature.name},
+        "key": decision.feature,
+        "error_code": None,
+        "variant": variant,
+    }
+
+
+@router.post("/features/{key}/resolve", response_model=ResolvedFeature)
+def kickplan_resolve_feature(
+    key: FlagKey, body: ResolveRequest, principal: AnyKey, services: ServicesDep
+) -> dict[str, Any]:
+    """Resolve one feature for `context.account_key` (globally, on the default plan, without)."""
+    request = CheckRequest(company=body.account_key, features=[key])
+    (decision,) = services.checks.check(principal.environment_id, request)
+    catalog = services.checks.catalog(principal.environment_id)
+    return _resolved(catalog, decision, detailed=True)
+
+
+@router.post(
+    "/features/resolve", response_model=list[ResolvedFeature], response_model_exclude_unset=True
+)
+def kickplan_resolve_features(
+    body: ResolveRequest, principal: AnyKey, services: ServicesDep
+) -> list[dict[str, Any]]:
+    """Resolve every feature for `context.account_key`: `value` and `key`, or everything with
+    `detailed`."""
+    decisions = services.checks.check(
+        principal.environment_id, CheckRequest(company=body.account_key)
+    )
+    catalog = services.checks.catalog(principal.environment_id)
+    return [_resolved(catalog, d, detailed=body.detailed) for d in decisions]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierkit.engine.catalog import FeatureStatus, FeatureType, Scalar
+from tierkit.engine.codec import json_number
 from tierkit.engine.evaluate import Catalog, Decision, Reason
 from tierkit.server.api.dependencies import AnyKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
@@ -86,18 +87,12 @@ def _context(request: EvaluationRequest) -> tuple[str, str | None, dict[str, Sca
     return key, user, traits
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def _variant(value: Any, unlimited: bool) -> str:
     if unlimited:
         return "unlimited"
     if isinstance(value, bool):
         return "on" if value else "off"
-    return str(_number(value)) if value is not None else "none"
+    return str(json_number(value)) if value is not None else "none"
 
 
 def evaluation(catalog: Catalog, decision: Decision) -> dict[str, Any]:
@@ -123,9 +118,9 @@ def evaluation(catalog: Catalog, decision: Decision) -> dict[str, Any]:
         usage = decision.usage
         if usage is not None:
             metadata |= {
-                "used": _number(usage.used),
-                "limit": _number(usage.limit) if usage.limit is not None else "unlimited",
-                "remaining": _number(usage.remaining)
+                "used": json_number(usage.used),
+                "limit": json_number(usage.limit) if usage.limit is not None else "unlimited",
+                "remaining": json_number(usage.remaining)
                 if usage.remaining is not None
                 else "unlimited",
                 "period": usage.period.value,
@@ -134,7 +129,7 @@ def evaluation(catalog: Catalog, decision: Decision) -> dict[str, Any]:
                 metadata["resets_at"] = usage.resets_at.isoformat()
         variant = "allowed" if decision.allowed else "denied"
     else:
-        value = _number(decision.value)
+        value = json_number(decision.value)
         variant = _variant(decision.value, decision.unlimited)
     return {
         "key": decision.feature,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -80,3 +80,32 @@ class AccountOut(BaseModel):
     @classmethod
     def of(cls, account: Account) -> AccountOut:
         return cls.model_validate(account, from_attributes=True)
+
+
+def _flag(value: object) -> object:
+    # Kickplan's docs send `"detailed": "true"`; JSON booleans work too.
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+class ResolveContext(_KickplanBody):
+    account_key: ExternalKey | None = None
+
+
+class ResolveRequest(_KickplanBody):
+    detailed: Annotated[bool, BeforeValidator(_flag)] = False
+    context: ResolveContext | None = None
+
+    @property
+    def account_key(self) -> str:
+        # No account: resolve globally, as a company Tierkit has no record of.
+        return (self.context.account_key if self.context else None) or ""
+
+
+class ResolvedFeature(BaseModel):
+    key: str
+    value: Any
+    variant: str | None = None
+    metadata: dict[str, Any] | None = None
+    error_code: str | None = None
