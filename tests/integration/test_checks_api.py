@@ -255,3 +255,47 @@ def test_check__production_key__sees_none_of_developments_catalog(
     response = production.post("/v1/check", json={"company": "acme", "feature": "sso"})
 
     assert response.status_code == 404
+
+
+def test_check__after_each_kind_of_customer_change__answers_from_fresh_state(
+    catalog: httpx.Client,
+) -> None:
+    rule = {
+        "name": "silver",
+        "value": True,
+        "conditions": [[{"type": "trait", "trait": "tier", "op": "eq", "value": "silver"}]],
+    }
+    catalog.put("/v1/features/beta/rules", json=[rule]).raise_for_status()
+    assert _check(catalog, "acme", "projects")["value"] == 10  # cached from here on
+
+    catalog.post("/v1/companies/acme/subscriptions", json={"plan": "pack"}).raise_for_status()
+    assert _check(catalog, "acme", "projects")["value"] == 15
+
+    catalog.put("/v1/companies/acme/overrides/projects", json={"value": 2}).raise_for_status()
+    assert _check(catalog, "acme", "projects")["value"] == 2
+
+    catalog.delete("/v1/companies/acme/overrides/projects").raise_for_status()
+    assert _check(catalog, "acme", "projects")["value"] == 15
+
+    catalog.put("/v1/companies/acme", json={"traits": {"tier": "silver"}}).raise_for_status()
+    assert _check(catalog, "acme", "beta")["rule"] == "silver"
+
+    catalog.delete("/v1/companies/acme").raise_for_status()
+    assert _check(catalog, "acme", "projects")["company_found"] is False
+
+
+def test_check__user_traits__are_fresh_after_the_user_changes(catalog: httpx.Client) -> None:
+    rule = {
+        "name": "admins",
+        "value": True,
+        "conditions": [
+            [{"type": "trait", "entity": "user", "trait": "role", "op": "eq", "value": "admin"}]
+        ],
+    }
+    catalog.put("/v1/features/beta/rules", json=[rule]).raise_for_status()
+    catalog.put("/v1/users/u1", json={"traits": {"role": "member"}}).raise_for_status()
+    assert _check(catalog, "acme", "beta", user="u1")["allowed"] is False
+
+    catalog.put("/v1/users/u1", json={"traits": {"role": "admin"}}).raise_for_status()
+
+    assert _check(catalog, "acme", "beta", user="u1")["allowed"] is True

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from tierkit.engine.catalog import MAX_SAFE_NUMBER, Entitlement, Feature, Featur
 from tierkit.engine.customers import Override
 from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow
+from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import upsert_company_in
 from tierkit.server.services.customers import ensure_base_plan_in
@@ -151,10 +152,17 @@ def _set_overrides(
 
 
 class AccountService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._customer_changed = on_customer_change
 
+    @changes_customer
     def sync_account(
         self,
         environment_id: str,

@@ -1,16 +1,20 @@
-"""Each environment's catalog compiled for the evaluator, built once, dropped on any change.
+"""What checks read from memory: each environment's compiled catalog and each company's and
+user's state, built once and dropped after every write that changes them.
 
-Checks read it from memory: no query per feature, plan or rule. Every catalog write (features,
-plans, entitlements, rules) invalidates its environment in this process; other processes learn
-of changes with the scale-out work (issue 11).
+A check then queries nothing. Writes drop their entries in this process once their transaction
+has ended (`changes_catalog`, `changes_company`, `changes_user` on service methods); other
+processes learn of changes with the scale-out work (issue 11). Time-driven changes need no
+invalidation: a company's state holds its subscription history and override expiries, and the
+engine reads them at the instant of each check.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import select
 
@@ -20,33 +24,51 @@ from tierkit.server.db import Database
 from tierkit.server.db.tables import FeatureRow, PlanRow
 from tierkit.server.services.rows import to_feature, to_plan
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class KeyedCache(Generic[K, V]):
+    """A bounded map of built values. A write that ends while a value is being built makes
+    that value stale: it is returned once but not kept."""
+
+    def __init__(self, max_size: int) -> None:
+        self._values: OrderedDict[K, V] = OrderedDict()
+        self._generations: dict[K, int] = {}
+        self._lock = threading.Lock()
+        self._max_size = max_size
+
+    def get(self, key: K, build: Callable[[], V]) -> V:
+        value = self._values.get(key)
+        if value is not None:
+            return value
+        generation = self._generations.get(key, 0)
+        value = build()
+        with self._lock:
+            if self._generations.get(key, 0) == generation:
+                self._values[key] = value
+                if len(self._values) > self._max_size:
+                    self._values.popitem(last=False)
+        return value
+
+    def invalidate(self, key: K) -> None:
+        with self._lock:
+            self._generations[key] = self._generations.get(key, 0) + 1
+            self._values.pop(key, None)
 
 
 class CatalogCache:
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._catalogs: dict[str, Catalog] = {}
-        self._generations: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._catalogs: KeyedCache[str, Catalog] = KeyedCache(max_size=1_000)
 
     def get(self, environment_id: str) -> Catalog:
-        catalog = self._catalogs.get(environment_id)
-        if catalog is not None:
-            return catalog
-        generation = self._generations.get(environment_id, 0)
-        catalog = self._build(environment_id)
-        with self._lock:
-            # A change committed while building makes this catalog stale: don't keep it.
-            if self._generations.get(environment_id, 0) == generation:
-                self._catalogs[environment_id] = catalog
-        return catalog
+        return self._catalogs.get(environment_id, lambda: self._build(environment_id))
 
     def invalidate(self, environment_id: str) -> None:
-        with self._lock:
-            self._generations[environment_id] = self._generations.get(environment_id, 0) + 1
-            self._catalogs.pop(environment_id, None)
+        self._catalogs.invalidate(environment_id)
 
     def _build(self, environment_id: str) -> Catalog:
         with self._db.read() as session:
@@ -71,7 +93,12 @@ class _ChangesCatalog(Protocol):
     def _catalog_changed(self, environment_id: str) -> None: ...
 
 
+class _ChangesCustomer(Protocol):
+    def _customer_changed(self, environment_id: str, key: str) -> None: ...
+
+
 S = TypeVar("S", bound=_ChangesCatalog)
+C = TypeVar("C", bound=_ChangesCustomer)
 
 
 def changes_catalog(
@@ -86,5 +113,21 @@ def changes_catalog(
             return method(self, environment_id, *args, **kwargs)
         finally:
             self._catalog_changed(environment_id)
+
+    return wrapper
+
+
+def changes_customer(
+    method: Callable[Concatenate[C, str, str, P], R],
+) -> Callable[Concatenate[C, str, str, P], R]:
+    """Mark a service method (environment, then company or user key) as a write to that
+    customer: once its transaction has ended, the customer's cached state is dropped."""
+
+    @functools.wraps(method)
+    def wrapper(self: C, environment_id: str, key: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, environment_id, key, *args, **kwargs)
+        finally:
+            self._customer_changed(environment_id, key)
 
     return wrapper

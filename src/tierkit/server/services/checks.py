@@ -16,7 +16,7 @@ from tierkit.engine.catalog import FeatureStatus, Scalar
 from tierkit.engine.evaluate import Catalog, CompanyState, Decision, UserState, evaluate
 from tierkit.server.db import Database
 from tierkit.server.db.tables import UserRow
-from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row
 from tierkit.server.services.errors import InvalidRequest
@@ -58,13 +58,14 @@ def _company_state(session: Session, environment_id: str, key: str) -> CompanySt
     )
 
 
-def _user_state(session: Session, environment_id: str, key: str | None) -> UserState | None:
-    if key is None:
-        return None
+def _user_state(session: Session, environment_id: str, key: str) -> UserState:
     row = session.scalar(
         select(UserRow).where(UserRow.environment_id == environment_id, UserRow.key == key)
     )
     return UserState(key, dict(row.traits) if row is not None else {})
+
+
+_STATES_KEPT = 100_000
 
 
 class CheckService:
@@ -72,6 +73,31 @@ class CheckService:
         self._db = database
         self._clock = clock
         self._catalogs = catalogs
+        self._companies: KeyedCache[tuple[str, str], CompanyState] = KeyedCache(_STATES_KEPT)
+        self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(_STATES_KEPT)
+
+    def company_changed(self, environment_id: str, key: str) -> None:
+        self._companies.invalidate((environment_id, key))
+
+    def user_changed(self, environment_id: str, key: str) -> None:
+        self._users.invalidate((environment_id, key))
+
+    def _company(self, environment_id: str, key: str) -> CompanyState:
+        def load() -> CompanyState:
+            with self._db.read() as session:
+                return _company_state(session, environment_id, key)
+
+        return self._companies.get((environment_id, key), load)
+
+    def _user(self, environment_id: str, key: str | None) -> UserState | None:
+        if key is None:
+            return None
+
+        def load() -> UserState:
+            with self._db.read() as session:
+                return _user_state(session, environment_id, key)
+
+        return self._users.get((environment_id, key), load)
 
     def catalog(self, environment_id: str) -> Catalog:
         """The environment's compiled catalog (from memory)."""
@@ -81,9 +107,8 @@ class CheckService:
         """A decision per requested feature (unknown features are 404 `feature_not_found`)."""
         catalog = self._catalogs.get(environment_id)
         keys = self._feature_keys(catalog, request.features)
-        with self._db.read() as session:
-            company = _company_state(session, environment_id, request.company)
-            user = _user_state(session, environment_id, request.user)
+        company = self._company(environment_id, request.company)
+        user = self._user(environment_id, request.user)
         now = self._clock()
         return [
             evaluate(

@@ -3,7 +3,7 @@ and traits. A company's subscriptions, overrides and memberships go when it goes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from tierkit.server.db.tables import (
     PlanRow,
     SubscriptionRow,
 )
+from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
@@ -130,9 +131,15 @@ def _on_plan(plan: PlanRow, now: datetime) -> Any:
 
 
 class CompanyService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._customer_changed = on_customer_change
 
     def list_companies(
         self,
@@ -165,6 +172,7 @@ class CompanyService:
             page = to_page(session.scalars(query).all(), limit, lambda row: [row.key])
             return Page([to_company_record(row) for row in page.items], page.next_cursor)
 
+    @changes_customer
     def delete_company(self, environment_id: str, key: str) -> None:
         """Delete the company with its subscriptions, overrides and memberships."""
         with self._db.write() as session:

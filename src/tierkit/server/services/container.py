@@ -39,6 +39,8 @@ class Services:
     @classmethod
     def build(cls, database: Database, clock: Clock = system_clock) -> Services:
         catalogs = CatalogCache(database)
+        checks = CheckService(database, clock, catalogs)
+        company_changed, user_changed = checks.company_changed, checks.user_changed
         return cls(
             database=database,
             clock=clock,
@@ -46,11 +48,11 @@ class Services:
             api_keys=ApiKeyService(database, clock),
             features=FeatureService(database, clock, catalogs.invalidate),
             plans=PlanService(database, clock, catalogs.invalidate),
-            companies=CompanyService(database, clock),
-            customers=CustomerService(database, clock),
-            subscriptions=SubscriptionService(database, clock),
-            overrides=OverrideService(database, clock),
-            users=UserService(database, clock),
-            accounts=AccountService(database, clock),
-            checks=CheckService(database, clock, catalogs),
+            companies=CompanyService(database, clock, company_changed),
+            customers=CustomerService(database, clock, company_changed),
+            subscriptions=SubscriptionService(database, clock, company_changed),
+            overrides=OverrideService(database, clock, company_changed),
+            users=UserService(database, clock, user_changed),
+            accounts=AccountService(database, clock, company_changed),
+            checks=checks,
         )

@@ -3,7 +3,7 @@ as one document (traits, subscriptions, overrides, members), in single transacti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from tierkit.engine.catalog import PlanStatus, PlanType
 from tierkit.engine.customers import SubscriptionStatus
 from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow, PlanRow
+from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import (
     CompanyRecord,
@@ -113,10 +114,17 @@ def company_detail_in(session: Session, row: CompanyRow, now: datetime) -> Compa
 
 
 class CustomerService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._customer_changed = on_customer_change
 
+    @changes_customer
     def upsert_company(
         self, environment_id: str, key: str, fields: Mapping[str, Any]
     ) -> tuple[CompanyDetail, bool]:

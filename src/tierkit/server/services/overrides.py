@@ -3,6 +3,7 @@ An expired override stops applying at its instant: reads compare with the clock,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from tierkit.engine.customers import Override
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, OverrideRow
+from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import find_company_row
 from tierkit.server.services.errors import InvalidRequest, NotFound
@@ -81,10 +83,17 @@ def put_override_in(
 
 
 class OverrideService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._customer_changed = on_customer_change
 
+    @changes_customer
     def put_override(
         self, environment_id: str, company_key: str, override: Override
     ) -> OverrideRecord:
@@ -109,6 +118,7 @@ class OverrideService:
             key=lambda r: r.override.feature,
         )
 
+    @changes_customer
     def delete_override(self, environment_id: str, company_key: str, feature_key: str) -> None:
         with self._db.write() as session:
             company = find_company_row(session, environment_id, company_key)

@@ -3,7 +3,7 @@ history so what a company had at any instant stays answerable."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +23,7 @@ from tierkit.engine.periods import Unit, cycle_bounds
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, PlanRow, SubscriptionRow
+from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import find_company_row
 from tierkit.server.services.errors import Conflict, InvalidRequest, NotFound
@@ -234,10 +235,17 @@ def _period_end(subscription: Subscription, now: datetime) -> datetime:
 
 
 class SubscriptionService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._customer_changed = on_customer_change
 
+    @changes_customer
     def create_subscription(
         self, environment_id: str, company_key: str, request: NewSubscription
     ) -> SubscriptionRecord:
@@ -266,6 +274,7 @@ class SubscriptionService:
             company = find_company_row(session, environment_id, company_key)
             return _to_record(_find(session, company, subscription_id), company.key)
 
+    @changes_customer
     def update_subscription(
         self,
         environment_id: str,
@@ -291,6 +300,7 @@ class SubscriptionService:
             row.updated_at = now
             return _to_record(row, company.key)
 
+    @changes_customer
     def cancel_subscription(
         self, environment_id: str, company_key: str, subscription_id: str, at: CancelAt
     ) -> SubscriptionRecord:

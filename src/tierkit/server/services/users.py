@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from tierkit.engine.customers import merge_traits
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, MembershipRow, UserRow
+from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row
 from tierkit.server.services.errors import ErrorDetail, InvalidRequest, NotFound
@@ -101,10 +102,17 @@ def _set_memberships(
 
 
 class UserService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._customer_changed = on_customer_change
 
+    @changes_customer
     def upsert_user(
         self, environment_id: str, key: str, fields: Mapping[str, Any]
     ) -> tuple[UserRecord, bool]:
@@ -141,6 +149,7 @@ class UserService:
         with self._db.read() as session:
             return _to_record(session, _find(session, environment_id, key))
 
+    @changes_customer
     def delete_user(self, environment_id: str, key: str) -> None:
         with self._db.write() as session:
             session.delete(_find(session, environment_id, key))
