@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from tierkit.server.services.api_keys import KeyKind, Principal
@@ -32,7 +33,7 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_principal(
+async def get_principal(
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key_header)],
@@ -43,7 +44,11 @@ def get_principal(
             "No API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",
             code="missing_api_key",
         )
-    return services.api_keys.authenticate(secret)
+    # A key seen moments ago is answered inline; a lookup goes to a worker thread.
+    trusted = services.api_keys.trusted(secret)
+    if trusted is not None:
+        return trusted
+    return await run_in_threadpool(services.api_keys.authenticate, secret)
 
 
 class Access(StrEnum):

@@ -145,6 +145,13 @@ class ApiKeyService:
             self._trusted.pop(row.key_hash, None)
         return _to_api_key(row, env)
 
+    def trusted(self, secret: str) -> Principal | None:
+        """The principal of a key looked up less than `AUTH_CACHE_SECONDS` ago (no I/O)."""
+        trusted = self._trusted.get(hash_key(secret))
+        if trusted is not None and trusted[1] > time.monotonic():
+            return trusted[0]
+        return None
+
     def authenticate(self, secret: str) -> Principal:
         """The principal of a presented key, or `AuthenticationFailed`."""
         if not secret.startswith(tuple(_PREFIXES.values())):

@@ -53,6 +53,10 @@ class KeyedCache(Generic[K, V]):
                     self._values.popitem(last=False)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The value if it is built, without building it."""
+        return self._values.get(key)
+
     def invalidate(self, key: K) -> None:
         with self._lock:
             self._generations[key] = self._generations.get(key, 0) + 1
@@ -66,6 +70,9 @@ class CatalogCache:
 
     def get(self, environment_id: str) -> Catalog:
         return self._catalogs.get(environment_id, lambda: self._build(environment_id))
+
+    def peek(self, environment_id: str) -> Catalog | None:
+        return self._catalogs.peek(environment_id)
 
     def invalidate(self, environment_id: str) -> None:
         self._catalogs.invalidate(environment_id)

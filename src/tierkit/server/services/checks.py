@@ -104,11 +104,36 @@ class CheckService:
         return self._catalogs.get(environment_id)
 
     def check(self, environment_id: str, request: CheckRequest) -> list[Decision]:
-        """A decision per requested feature (unknown features are 404 `feature_not_found`)."""
+        """A decision per requested feature (unknown features are 404 `feature_not_found`).
+        Reads the database for what is not in memory yet."""
         catalog = self._catalogs.get(environment_id)
-        keys = self._feature_keys(catalog, request.features)
         company = self._company(environment_id, request.company)
         user = self._user(environment_id, request.user)
+        return self._decide(catalog, company, user, request)
+
+    def check_from_memory(
+        self, environment_id: str, request: CheckRequest
+    ) -> list[Decision] | None:
+        """`check` when everything it needs is in memory (no I/O at all), else None."""
+        catalog = self._catalogs.peek(environment_id)
+        company = self._companies.peek((environment_id, request.company))
+        user = None
+        if request.user is not None:
+            user = self._users.peek((environment_id, request.user))
+            if user is None:
+                return None
+        if catalog is None or company is None:
+            return None
+        return self._decide(catalog, company, user, request)
+
+    def _decide(
+        self,
+        catalog: Catalog,
+        company: CompanyState,
+        user: UserState | None,
+        request: CheckRequest,
+    ) -> list[Decision]:
+        keys = self._feature_keys(catalog, request.features)
         now = self._clock()
         return [
             evaluate(

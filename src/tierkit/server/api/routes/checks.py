@@ -6,8 +6,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 
 from tierkit.engine.codec import decision_to_json
+from tierkit.engine.evaluate import Decision
 from tierkit.server.api.dependencies import AnyKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.schemas.checks import CheckBody, CheckBulkBody, CheckBulkOut, CheckOut
@@ -21,8 +23,19 @@ def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+async def decide(
+    services: ServicesDep, environment_id: str, request: CheckRequest
+) -> list[Decision]:
+    """Decisions from memory inline; when state must be read, in a worker thread (the event
+    loop never waits on the database)."""
+    decisions = services.checks.check_from_memory(environment_id, request)
+    if decisions is None:
+        decisions = await run_in_threadpool(services.checks.check, environment_id, request)
+    return decisions
+
+
 @router.post("/check", response_model=None, responses={200: {"model": CheckOut}})
-def check(body: CheckBody, principal: AnyKey, services: ServicesDep) -> Response:
+async def check(body: CheckBody, principal: AnyKey, services: ServicesDep) -> Response:
     """May the company use `quantity` more of the feature now, and why. Publishable keys allowed.
 
     Unknown companies evaluate as a company with no traits on the default plan
@@ -40,12 +53,12 @@ def check(body: CheckBody, principal: AnyKey, services: ServicesDep) -> Response
         quantity=body.quantity,
         context=body.context.traits if body.context else {},
     )
-    (decision,) = services.checks.check(principal.environment_id, request)
+    (decision,) = await decide(services, principal.environment_id, request)
     return _json(decision_to_json(decision))
 
 
 @router.post("/check/bulk", response_model=None, responses={200: {"model": CheckBulkOut}})
-def check_bulk(body: CheckBulkBody, principal: AnyKey, services: ServicesDep) -> Response:
+async def check_bulk(body: CheckBulkBody, principal: AnyKey, services: ServicesDep) -> Response:
     """Several features (every feature not archived when `features` is omitted) at once."""
     request = CheckRequest(
         company=body.company,
@@ -53,5 +66,5 @@ def check_bulk(body: CheckBulkBody, principal: AnyKey, services: ServicesDep) ->
         user=body.user,
         context=body.context.traits if body.context else {},
     )
-    decisions = services.checks.check(principal.environment_id, request)
+    decisions = await decide(services, principal.environment_id, request)
     return _json({"data": [decision_to_json(d) for d in decisions]})
