@@ -9,6 +9,7 @@ meets usage, which callers pass in as data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -116,6 +117,18 @@ class _Entitled:
     override_expires_at: datetime | None = None
 
 
+def _as_number(value: Scalar | None) -> float | None:
+    """An entitled number or limit; None for anything else (a boolean, text, NaN, infinity:
+    data that slipped past validation), which callers treat as closed rather than raise on."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def current_plans(
     catalog: Catalog, subscriptions: Sequence[Subscription], now: datetime
 ) -> list[tuple[Plan, Subscription | None]]:
@@ -152,7 +165,7 @@ def _combine(
     if any(e.unlimited for _, e, _ in offered):
         total = Entitlement(feature.key, unlimited=True)
     else:
-        amount = float(sum(float(e.value or 0) * quantity for _, e, quantity in offered))
+        amount = float(sum((_as_number(e.value) or 0.0) * quantity for _, e, quantity in offered))
         total = Entitlement(feature.key, value=int(amount) if amount.is_integer() else amount)
     return (
         Entitlement(
@@ -252,7 +265,8 @@ def _allowed(feature: Feature, entitlement: Entitlement, quantity: float) -> boo
         return entitlement.value is True
     if feature.type is FeatureType.ENUM:
         return entitlement.value is not None
-    return isinstance(entitlement.value, int | float) and entitlement.value >= quantity
+    number = _as_number(entitlement.value)
+    return number is not None and number >= quantity
 
 
 def evaluate(
@@ -276,7 +290,7 @@ def evaluate(
     usage = None
     if feature.type is FeatureType.METERED:
         used = float(company.usage.get(feature.key, 0))
-        limit = None if entitlement.unlimited else float(value or 0)
+        limit = None if entitlement.unlimited else (_as_number(value) or 0.0)
         start, end = usage_period(entitlement, company, now)
         usage = Usage(
             used=used,

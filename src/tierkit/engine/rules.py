@@ -99,7 +99,11 @@ def _as_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past float range (JSON allows any) does not compare
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, str):
         try:
             number = float(value.strip())
@@ -209,7 +213,7 @@ def _trait_subject(condition: Condition, subject: Subject) -> object:
 def _plan_matches(condition: Condition, subject: Subject) -> bool:
     # A company has a set of plans: eq/in ask "has any of", ne/not_in "has none of".
     wanted = condition.value if isinstance(condition.value, list | tuple) else [condition.value]
-    has_any = any(plan in subject.plans for plan in wanted)
+    has_any = any(isinstance(plan, str) and plan in subject.plans for plan in wanted)
     if condition.op in (Operator.EQ, Operator.IN, Operator.CONTAINS):
         return has_any
     if condition.op in (Operator.NE, Operator.NOT_IN):

@@ -12,6 +12,7 @@ from tierkit.engine.codec import json_number
 from tierkit.engine.evaluate import Catalog, Decision
 from tierkit.server.api.dependencies import AnyKey, SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
+from tierkit.server.api.routes.checks import decide
 from tierkit.server.api.routes.companies import CompanyKey
 from tierkit.server.api.routes.ofrep import FlagKey
 from tierkit.server.api.schemas.kickplan import (
@@ -76,12 +77,12 @@ def _resolved(catalog: Catalog, decision: Decision, *, detailed: bool) -> dict[s
 
 
 @router.post("/features/{key}/resolve", response_model=ResolvedFeature)
-def kickplan_resolve_feature(
+async def kickplan_resolve_feature(
     key: FlagKey, body: ResolveRequest, principal: AnyKey, services: ServicesDep
 ) -> dict[str, Any]:
     """Resolve one feature for `context.account_key` (globally, on the default plan, without)."""
     request = CheckRequest(company=body.account_key, features=[key])
-    (decision,) = services.checks.check(principal.environment_id, request)
+    (decision,) = await decide(services, principal.environment_id, request)
     catalog = services.checks.catalog(principal.environment_id)
     return _resolved(catalog, decision, detailed=True)
 
@@ -89,13 +90,13 @@ def kickplan_resolve_feature(
 @router.post(
     "/features/resolve", response_model=list[ResolvedFeature], response_model_exclude_unset=True
 )
-def kickplan_resolve_features(
+async def kickplan_resolve_features(
     body: ResolveRequest, principal: AnyKey, services: ServicesDep
 ) -> list[dict[str, Any]]:
     """Resolve every feature for `context.account_key`: `value` and `key`, or everything with
     `detailed`."""
-    decisions = services.checks.check(
-        principal.environment_id, CheckRequest(company=body.account_key)
+    decisions = await decide(
+        services, principal.environment_id, CheckRequest(company=body.account_key)
     )
     catalog = services.checks.catalog(principal.environment_id)
     return [_resolved(catalog, d, detailed=body.detailed) for d in decisions]

@@ -19,6 +19,7 @@ from tierkit.engine.codec import json_number
 from tierkit.engine.evaluate import Catalog, Decision, Reason
 from tierkit.server.api.dependencies import AnyKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
+from tierkit.server.api.routes.checks import decide
 from tierkit.server.services.checks import CheckRequest
 from tierkit.server.services.errors import InvalidRequest
 
@@ -145,13 +146,13 @@ def evaluation(catalog: Catalog, decision: Decision) -> dict[str, Any]:
     response_model=None,
     responses={200: {"model": EvaluationOut}},
 )
-def ofrep_evaluate_flag(
+async def ofrep_evaluate_flag(
     key: FlagKey, body: EvaluationRequest, principal: AnyKey, services: ServicesDep
 ) -> Response:
     """Evaluate one flag (feature) for the context's company."""
     company, user, traits = _context(body)
     request = CheckRequest(company=company, features=[key], user=user, context=traits)
-    (decision,) = services.checks.check(principal.environment_id, request)
+    (decision,) = await decide(services, principal.environment_id, request)
     body_out = evaluation(services.checks.catalog(principal.environment_id), decision)
     return Response(orjson.dumps(body_out), media_type="application/json")
 
@@ -161,7 +162,7 @@ def ofrep_evaluate_flag(
     response_model=None,
     responses={200: {"model": BulkEvaluationOut}, 304: {"description": "Not modified."}},
 )
-def ofrep_evaluate_flags(
+async def ofrep_evaluate_flags(
     body: EvaluationRequest,
     principal: AnyKey,
     services: ServicesDep,
@@ -170,7 +171,7 @@ def ofrep_evaluate_flags(
     """Evaluate every flag for the context's company; `ETag`/`If-None-Match` save the body."""
     company, user, traits = _context(body)
     request = CheckRequest(company=company, user=user, context=traits)
-    decisions = services.checks.check(principal.environment_id, request)
+    decisions = await decide(services, principal.environment_id, request)
     catalog = services.checks.catalog(principal.environment_id)
     content = orjson.dumps({"flags": [evaluation(catalog, d) for d in decisions]})
     etag = f'"{hashlib.sha256(content).hexdigest()[:32]}"'
