@@ -49,7 +49,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     database = Database(settings.database_url)
-    services = Services.build(database, clock)
+    services = Services.build(database, clock, cache_seconds=settings.cache_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get a 413."
     )
+    cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="How long a process trusts the catalog and customer state it has read: "
+        "writes made by other processes reach it within this time.",
+    )
     cors_origins: list[str] = Field(
         default=["*"], description="Origins allowed to call from a browser (publishable keys)."
     )

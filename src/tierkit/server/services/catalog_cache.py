@@ -2,8 +2,9 @@
 user's state, built once and dropped after every write that changes them.
 
 A check then queries nothing. Writes drop their entries in this process once their transaction
-has ended (`changes_catalog`, `changes_company`, `changes_user` on service methods); other
-processes learn of changes with the scale-out work (issue 11). Time-driven changes need no
+has ended (`changes_catalog`, `changes_customer` on service methods). Other processes see a
+change when their entry expires (`max_age`, TIERKIT_CACHE_SECONDS): that bounds how stale
+another worker or machine can be until issue 11 pushes invalidations. Time-driven changes need no
 invalidation: a company's state holds its subscription history and override expiries, and the
 engine reads them at the instant of each check.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
@@ -31,31 +33,35 @@ R = TypeVar("R")
 
 
 class KeyedCache(Generic[K, V]):
-    """A bounded map of built values. A write that ends while a value is being built makes
-    that value stale: it is returned once but not kept."""
+    """A bounded map of built values, each kept at most `max_age` seconds. A write that ends
+    while a value is being built makes that value stale: it is returned once but not kept."""
 
-    def __init__(self, max_size: int) -> None:
-        self._values: OrderedDict[K, V] = OrderedDict()
+    def __init__(self, max_size: int, max_age: float) -> None:
+        self._values: OrderedDict[K, tuple[V, float]] = OrderedDict()
         self._generations: dict[K, int] = {}
         self._lock = threading.Lock()
         self._max_size = max_size
+        self._max_age = max_age
 
     def get(self, key: K, build: Callable[[], V]) -> V:
-        value = self._values.get(key)
+        value = self.peek(key)
         if value is not None:
             return value
         generation = self._generations.get(key, 0)
         value = build()
         with self._lock:
             if self._generations.get(key, 0) == generation:
-                self._values[key] = value
+                self._values[key] = (value, time.monotonic() + self._max_age)
                 if len(self._values) > self._max_size:
                     self._values.popitem(last=False)
         return value
 
     def peek(self, key: K) -> V | None:
-        """The value if it is built, without building it."""
-        return self._values.get(key)
+        """The value if it is built and fresh, without building it."""
+        entry = self._values.get(key)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
 
     def invalidate(self, key: K) -> None:
         with self._lock:
@@ -64,9 +70,9 @@ class KeyedCache(Generic[K, V]):
 
 
 class CatalogCache:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, max_age: float) -> None:
         self._db = database
-        self._catalogs: KeyedCache[str, Catalog] = KeyedCache(max_size=1_000)
+        self._catalogs: KeyedCache[str, Catalog] = KeyedCache(1_000, max_age)
 
     def get(self, environment_id: str) -> Catalog:
         return self._catalogs.get(environment_id, lambda: self._build(environment_id))

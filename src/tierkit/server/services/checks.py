@@ -69,12 +69,16 @@ _STATES_KEPT = 100_000
 
 
 class CheckService:
-    def __init__(self, database: Database, clock: Clock, catalogs: CatalogCache) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, catalogs: CatalogCache, max_age: float
+    ) -> None:
         self._db = database
         self._clock = clock
         self._catalogs = catalogs
-        self._companies: KeyedCache[tuple[str, str], CompanyState] = KeyedCache(_STATES_KEPT)
-        self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(_STATES_KEPT)
+        self._companies: KeyedCache[tuple[str, str], CompanyState] = KeyedCache(
+            _STATES_KEPT, max_age
+        )
+        self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(_STATES_KEPT, max_age)
 
     def company_changed(self, environment_id: str, key: str) -> None:
         self._companies.invalidate((environment_id, key))

@@ -37,9 +37,13 @@ class Services:
     checks: CheckService
 
     @classmethod
-    def build(cls, database: Database, clock: Clock = system_clock) -> Services:
-        catalogs = CatalogCache(database)
-        checks = CheckService(database, clock, catalogs)
+    def build(
+        cls, database: Database, clock: Clock = system_clock, *, cache_seconds: float = 10.0
+    ) -> Services:
+        """`cache_seconds`: how long checks trust what they read (other processes' writes
+        reach this one within it; this process's own writes at once)."""
+        catalogs = CatalogCache(database, cache_seconds)
+        checks = CheckService(database, clock, catalogs, cache_seconds)
         company_changed, user_changed = checks.company_changed, checks.user_changed
         return cls(
             database=database,
