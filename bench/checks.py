@@ -198,7 +198,7 @@ def _warm(url: str, key: str) -> float:
     return time.monotonic() - started
 
 
-def run(name: str, database_url: str, seconds: int, connections: int) -> list[str]:
+def run(name: str, database_url: str, seconds: int, connections: int, cache: float) -> list[str]:
     database = Database(database_url)
     upgrade(database)
     services = Services.build(database)
@@ -210,7 +210,11 @@ def run(name: str, database_url: str, seconds: int, connections: int) -> list[st
     _, key = services.api_keys.create_key("development", KeyKind.SECRET, "bench")
     database.dispose()
     port = 8940 + (name == "PostgreSQL")
-    env = os.environ | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_LOG_LEVEL": "warning"}
+    env = os.environ | {
+        "TIERKIT_DATABASE_URL": database_url,
+        "TIERKIT_LOG_LEVEL": "warning",
+        "TIERKIT_CACHE_SECONDS": str(cache),
+    }
     server = subprocess.Popen(
         [UVICORN, "bench_app:make_app", "--factory", "--app-dir", str(BENCH), "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
@@ -246,6 +250,13 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("TIERKIT_TEST_DATABASE_URL"))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--cache-seconds",
+        type=float,
+        default=3600,
+        help="TIERKIT_CACHE_SECONDS for the server: how long it trusts state it has read "
+        "(3600: one process owns the writes; the server's default is 10)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/checks.py needs wrk: apt-get install wrk")
@@ -254,7 +265,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        rows += run("SQLite", f"sqlite:///{tmp}/bench.db", args.seconds, args.connections)
+        sqlite = f"sqlite:///{tmp}/bench.db"
+        rows += run("SQLite", sqlite, args.seconds, args.connections, args.cache_seconds)
     if args.postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         base = make_url(args.postgres).set(drivername="postgresql+psycopg")
@@ -263,12 +275,8 @@ def main() -> None:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
         url = base.update_query_dict({"options": f"-csearch_path={schema}"})
         try:
-            rows += run(
-                "PostgreSQL",
-                url.render_as_string(hide_password=False),
-                args.seconds,
-                args.connections,
-            )
+            postgres = url.render_as_string(hide_password=False)
+            rows += run("PostgreSQL", postgres, args.seconds, args.connections, args.cache_seconds)
         finally:
             with admin.connect() as connection:
                 connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
