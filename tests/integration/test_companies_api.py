@@ -12,45 +12,13 @@ from urllib.parse import quote
 import httpx
 
 from tests.conftest import SettableClock
-from tests.support.api import create_feature, create_plan, error_of, parse_utc, rfc3339
+from tests.support.api import create_customer_catalog as create_catalog
+from tests.support.api import create_plan, error_of, parse_utc, rfc3339
 
 ClientFactory = Callable[..., httpx.Client]
 
 
 # Catalog and customers through the API
-
-
-def create_catalog(api: httpx.Client) -> None:
-    """Features `sso`, `projects`, `support`, `api_calls`; base plans `free` (default),
-    `starter` (14-day trial), `pro`; add-on `extra_seats`; base plan `team` of group `seats`."""
-    create_feature(api, "sso", "boolean")
-    create_feature(api, "projects", "numeric")
-    create_feature(
-        api,
-        "support",
-        "enum",
-        options=[{"key": "email", "name": "Email"}, {"key": "chat", "name": "Chat"}],
-    )
-    create_feature(api, "api_calls", "metered", meter={"event": "api_call", "aggregation": "count"})
-    create_plan(api, "free", is_default=True, entitlements=[{"feature": "projects", "value": 1}])
-    create_plan(
-        api,
-        "starter",
-        trial_days=14,
-        entitlements=[{"feature": "projects", "value": 5}],
-        prices=[
-            {"interval": "month", "currency": "usd", "amount": 1900, "default": True},
-            {"interval": "year", "currency": "usd", "amount": 19000},
-        ],
-    )
-    create_plan(
-        api,
-        "pro",
-        entitlements=[{"feature": "sso", "value": True}, {"feature": "projects", "value": 10}],
-        prices=[{"interval": "month", "currency": "usd", "amount": 4900}],
-    )
-    create_plan(api, "extra_seats", type="add_on")
-    create_plan(api, "team", group="seats")
 
 
 def put_company(

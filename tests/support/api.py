@@ -69,3 +69,47 @@ def parse_utc(timestamp: str) -> datetime:
     parsed = datetime.fromisoformat(timestamp)
     assert parsed.utcoffset() == UTC.utcoffset(None)
     return parsed
+
+
+def create_customer_catalog(api: httpx.Client) -> None:
+    """The catalog of the customer tests: features `sso`, `beta` (on no plan), `projects`,
+    `support`, `api_calls`; base plans `free` (default), `starter` (14-day trial, monthly and
+    yearly), `pro` (monthly and yearly); add-on `extra_seats` (monthly); base plan `team` of
+    group `seats`."""
+    create_feature(api, "sso")
+    create_feature(api, "beta")
+    create_feature(api, "projects", "numeric")
+    create_feature(api, "support", "enum")
+    create_feature(api, "api_calls", "metered", meter={"event": "api_call", "aggregation": "count"})
+    create_plan(api, "free", [{"feature": "projects", "value": 1}], is_default=True)
+    yearly = {"interval": "year", "currency": "usd"}
+    create_plan(
+        api,
+        "starter",
+        [{"feature": "projects", "value": 5}, {"feature": "support", "value": "email"}],
+        trial_days=14,
+        prices=[
+            {"interval": "month", "currency": "usd", "amount": 1900, "default": True},
+            yearly | {"amount": 19000},
+        ],
+    )
+    create_plan(
+        api,
+        "pro",
+        [
+            {"feature": "sso", "value": True},
+            {"feature": "projects", "value": 10},
+            {"feature": "api_calls", "value": 10000},
+        ],
+        prices=[
+            {"interval": "month", "currency": "usd", "amount": 4900},
+            yearly | {"amount": 49000},
+        ],
+    )
+    create_plan(
+        api,
+        "extra_seats",
+        type="add_on",
+        prices=[{"interval": "month", "currency": "usd", "amount": 500}],
+    )
+    create_plan(api, "team", group="seats")
