@@ -9,7 +9,6 @@ meets usage, which callers pass in as data.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -27,6 +26,7 @@ from tierkit.engine.catalog import (
     Scalar,
 )
 from tierkit.engine.customers import Override, Subscription, active_subscriptions
+from tierkit.engine.numbers import finite_number
 from tierkit.engine.periods import Unit, calendar_bounds, cycle_bounds
 from tierkit.engine.rules import Rule, Subject, first_matching_rule
 
@@ -117,18 +117,6 @@ class _Entitled:
     override_expires_at: datetime | None = None
 
 
-def _as_number(value: Scalar | None) -> float | None:
-    """An entitled number or limit; None for anything else (a boolean, text, NaN, infinity:
-    data that slipped past validation), which callers treat as closed rather than raise on."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def current_plans(
     catalog: Catalog, subscriptions: Sequence[Subscription], now: datetime
 ) -> list[tuple[Plan, Subscription | None]]:
@@ -165,7 +153,9 @@ def _combine(
     if any(e.unlimited for _, e, _ in offered):
         total = Entitlement(feature.key, unlimited=True)
     else:
-        amount = float(sum((_as_number(e.value) or 0.0) * quantity for _, e, quantity in offered))
+        amount = float(
+            sum((finite_number(e.value) or 0.0) * quantity for _, e, quantity in offered)
+        )
         total = Entitlement(feature.key, value=int(amount) if amount.is_integer() else amount)
     return (
         Entitlement(
@@ -265,7 +255,7 @@ def _allowed(feature: Feature, entitlement: Entitlement, quantity: float) -> boo
         return entitlement.value is True
     if feature.type is FeatureType.ENUM:
         return entitlement.value is not None
-    number = _as_number(entitlement.value)
+    number = finite_number(entitlement.value)
     return number is not None and number >= quantity
 
 
@@ -290,7 +280,7 @@ def evaluate(
     usage = None
     if feature.type is FeatureType.METERED:
         used = float(company.usage.get(feature.key, 0))
-        limit = None if entitlement.unlimited else (_as_number(value) or 0.0)
+        limit = None if entitlement.unlimited else (finite_number(value) or 0.0)
         start, end = usage_period(entitlement, company, now)
         usage = Usage(
             used=used,

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from tierkit.engine.catalog import Scalar
+from tierkit.engine.numbers import finite_number
 
 
 class ConditionType(StrEnum):
@@ -96,21 +97,14 @@ class Subject:
 
 
 def _as_number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer past float range (JSON allows any) does not compare
-            return None
-        return number if math.isfinite(number) else None
+    """A number, or a string that spells one (traits arrive as text from many sources)."""
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
             return None
         return number if math.isfinite(number) else None
-    return None
+    return finite_number(value)
 
 
 def _as_instant(value: object) -> datetime | None:
