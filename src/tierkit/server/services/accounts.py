@@ -20,17 +20,15 @@ from tierkit.server.db.tables import CompanyRow
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import upsert_company_in
-from tierkit.server.services.customers import ensure_base_plan_in
+from tierkit.server.services.customers import ensure_subscribed_in
 from tierkit.server.services.errors import InvalidRequest
 from tierkit.server.services.features import find_feature_row
 from tierkit.server.services.overrides import company_override_rows, put_override_in
 from tierkit.server.services.plans import find_plan_row
 from tierkit.server.services.rows import to_feature, to_override
 from tierkit.server.services.subscriptions import (
-    NewSubscription,
     company_subscription_rows,
     end_subscription_in,
-    subscribe_in,
     to_subscription,
 )
 
@@ -121,12 +119,7 @@ def _set_plans(
                     code="conflicting_base_plans",
                     param=param,
                 )
-            ensure_base_plan_in(session, company, plan_key, now, param=param)
-        elif not any(
-            r.plan_id == plan.id and to_subscription(r).is_active(now)
-            for r in company_subscription_rows(session, company.id)
-        ):
-            subscribe_in(session, company, NewSubscription(plan=plan_key), now, plan_param=param)
+        ensure_subscribed_in(session, company, plan, now, param=param)
     for row in company_subscription_rows(session, company.id):
         if row.plan_id not in keep and (row.ends_at is None or row.ends_at > now):
             end_subscription_in(row, now, now)

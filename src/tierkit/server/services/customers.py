@@ -49,6 +49,16 @@ class CompanyDetail:
     users: list[str]
 
 
+def ensure_subscribed_in(
+    session: Session, company: CompanyRow, plan: PlanRow, now: datetime, *, param: str
+) -> None:
+    """Subscribe the company to `plan` now, unless it is on it already."""
+    for row in company_subscription_rows(session, company.id):
+        if row.plan_id == plan.id and to_subscription(row).is_active(now):
+            return
+    subscribe_in(session, company, NewSubscription(plan=plan.key), now, plan_param=param)
+
+
 def ensure_base_plan_in(
     session: Session, company: CompanyRow, plan_key: str, now: datetime, *, param: str = "plan"
 ) -> None:
@@ -61,10 +71,7 @@ def ensure_base_plan_in(
             code="plan_not_base",
             param=param,
         )
-    for row in company_subscription_rows(session, company.id):
-        if row.plan_id == plan.id and to_subscription(row).is_active(now):
-            return
-    subscribe_in(session, company, NewSubscription(plan=plan_key), now, plan_param=param)
+    ensure_subscribed_in(session, company, plan, now, param=param)
 
 
 def _default_plan(session: Session, environment_id: str, group: str) -> PlanRow | None:

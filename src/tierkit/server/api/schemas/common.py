@@ -201,11 +201,6 @@ class ListResponse(OutputModel, Generic[T]):
     )
 
 
-class DeletedResponse(OutputModel):
-    key: str
-    deleted: bool = True
-
-
 def _timestamp_text(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string, such as 2026-11-22T10:00:00Z")
