@@ -27,7 +27,7 @@ from tierkit.engine.catalog import (
     Visibility,
 )
 from tierkit.engine.customers import Override, Subscription
-from tierkit.engine.evaluate import Catalog, CompanyState, Decision, UserState
+from tierkit.engine.evaluate import Catalog, CompanyState, Decision, Reason, Usage, UserState
 from tierkit.engine.rules import (
     Condition,
     ConditionType,
@@ -257,3 +257,31 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
         },
         "credits": None,
     }
+
+
+def decision_from_json(data: Json) -> Decision:
+    """A check reply back into a `Decision` (`decision_to_json`'s inverse)."""
+    usage = data.get("usage")
+    return Decision(
+        feature=data["feature"],
+        company=data["company"],
+        company_found=bool(data.get("company_found", True)),
+        allowed=bool(data["allowed"]),
+        value=data.get("value"),
+        unlimited=bool(data.get("unlimited", False)),
+        reason=Reason(data["reason"]),
+        plan=data.get("plan"),
+        rule=data.get("rule"),
+        override_expires_at=parse_time(data.get("override_expires_at")),
+        usage=None
+        if usage is None
+        else Usage(
+            used=usage["used"],
+            limit=usage.get("limit"),
+            remaining=usage.get("remaining"),
+            overage=usage.get("overage", 0),
+            period=Period(usage["period"]),
+            period_start=parse_time(usage.get("period_start")),
+            resets_at=parse_time(usage.get("resets_at")),
+        ),
+    )

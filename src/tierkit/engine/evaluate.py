@@ -10,11 +10,12 @@ meets usage, which callers pass in as data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from tierkit.engine.catalog import (
+    Aggregation,
     Entitlement,
     Feature,
     FeatureType,
@@ -29,6 +30,9 @@ from tierkit.engine.customers import Override, Subscription, active_subscription
 from tierkit.engine.numbers import finite_number
 from tierkit.engine.periods import Unit, calendar_bounds, cycle_bounds
 from tierkit.engine.rules import Rule, Subject, first_matching_rule
+
+Window = tuple[datetime | None, datetime | None]
+"""A usage period `[start, end)`; `(None, None)` is all time."""
 
 
 class Reason(StrEnum):
@@ -69,6 +73,10 @@ class CompanyState:
     overrides: tuple[Override, ...] = ()
     usage: Mapping[str, float] = field(default_factory=dict)
     """Units used per metered feature in its current period."""
+    usage_windows: Mapping[str, Window] = field(default_factory=dict)
+    """The period each `usage` value was counted over, when the caller knows it. A value
+    counted over another window than the current one (the period has rolled over since it was
+    read) is not this period's usage: the feature then reads 0."""
     credits: Mapping[str, float] = field(default_factory=dict)
     timezone: tzinfo = UTC
     """Where calendar periods are cut (the company's `timezone` trait, resolved by the caller)."""
@@ -188,6 +196,36 @@ def _subject(
     )
 
 
+def _granted(
+    catalog: Catalog, feature: Feature, company: CompanyState, now: datetime
+) -> tuple[_Entitled | None, list[tuple[Plan, Subscription | None]]]:
+    """What the global value, an override or the company's plans grant (None when none of
+    them speaks of the feature), and the plans the company holds."""
+    if feature.global_value is not None:
+        entitled = _Entitled(
+            Entitlement(feature.key, value=feature.global_value), Reason.GLOBAL_OVERRIDE
+        )
+        return entitled, []
+    override = next(
+        (o for o in company.overrides if o.feature == feature.key and o.is_active(now)), None
+    )
+    if override is not None:
+        entitled = _Entitled(
+            override.entitlement, Reason.OVERRIDE, override_expires_at=override.expires_at
+        )
+        return entitled, []
+    held = current_plans(catalog, company.subscriptions, now)
+    offered = [
+        (plan, entitlement, sub.quantity if sub else 1)
+        for plan, sub in held
+        if (entitlement := plan.entitlement_for(feature.key)) is not None
+    ]
+    if offered:
+        entitlement, plan_key = _combine(feature, offered)
+        return _Entitled(entitlement, Reason.PLAN, plan=plan_key), held
+    return None, held
+
+
 def _entitled(
     catalog: Catalog,
     feature: Feature,
@@ -197,26 +235,9 @@ def _entitled(
     context: Mapping[str, Scalar],
     now: datetime,
 ) -> _Entitled:
-    if feature.global_value is not None:
-        return _Entitled(
-            Entitlement(feature.key, value=feature.global_value), Reason.GLOBAL_OVERRIDE
-        )
-    override = next(
-        (o for o in company.overrides if o.feature == feature.key and o.is_active(now)), None
-    )
-    if override is not None:
-        return _Entitled(
-            override.entitlement, Reason.OVERRIDE, override_expires_at=override.expires_at
-        )
-    held = current_plans(catalog, company.subscriptions, now)
-    offered = [
-        (plan, entitlement, sub.quantity if sub else 1)
-        for plan, sub in held
-        if (entitlement := plan.entitlement_for(feature.key)) is not None
-    ]
-    if offered:
-        entitlement, plan_key = _combine(feature, offered)
-        return _Entitled(entitlement, Reason.PLAN, plan=plan_key)
+    granted, held = _granted(catalog, feature, company, now)
+    if granted is not None:
+        return granted
     subject = _subject(company, user, context, [plan for plan, _ in held])
     rule = first_matching_rule(catalog.rules.get(feature.key, ()), feature.key, subject)
     if rule is not None:
@@ -246,6 +267,42 @@ def usage_period(
     if entitlement.reset is Reset.BILLING_CYCLE and anchor is not None:
         return cycle_bounds(anchor, unit, now)
     return calendar_bounds(unit, now, company.timezone)
+
+
+def usage_window(
+    feature: Feature, entitlement: Entitlement, company: CompanyState, now: datetime
+) -> Window:
+    """The window a metered feature's usage is counted over now. A gauge (`latest`) does not
+    reset: its usage is the value last set, whenever that was."""
+    if feature.meter is not None and feature.meter.aggregation is Aggregation.LATEST:
+        return None, None
+    return usage_period(entitlement, company, now)
+
+
+def usage_windows(catalog: Catalog, company: CompanyState, now: datetime) -> dict[str, Window]:
+    """The current usage window of every metered feature with a meter, for callers that read
+    counters before evaluating. A period comes from what the global value, an override or
+    the plans grant; rules and defaults carry none (a calendar month)."""
+    windows = {}
+    for key, feature in catalog.features.items():
+        if feature.type is not FeatureType.METERED or feature.meter is None:
+            continue
+        granted, _ = _granted(catalog, feature, company, now)
+        entitlement = granted.entitlement if granted else Entitlement(key)
+        windows[key] = usage_window(feature, entitlement, company, now)
+    return windows
+
+
+def _used(feature: Feature, company: CompanyState, window: Window) -> float:
+    counted_over = company.usage_windows.get(feature.key, window)
+    return float(company.usage.get(feature.key, 0)) if counted_over == window else 0.0
+
+
+def _left_and_over(used: float, limit: float | None) -> tuple[float | None, float]:
+    """What remains under the limit and what is past it (none of either when unlimited)."""
+    if limit is None:
+        return None, 0.0
+    return max(limit - used, 0.0), max(used - limit, 0.0)
 
 
 def _allowed(feature: Feature, entitlement: Entitlement, quantity: float) -> bool:
@@ -279,14 +336,14 @@ def evaluate(
     reason = entitled.reason
     usage = None
     if feature.type is FeatureType.METERED:
-        used = float(company.usage.get(feature.key, 0))
+        window = usage_window(feature, entitlement, company, now)
+        used = _used(feature, company, window)
         limit = None if entitlement.unlimited else (finite_number(value) or 0.0)
-        start, end = usage_period(entitlement, company, now)
+        start, end = window
         usage = Usage(
-            used=used,
-            limit=limit,
-            remaining=None if limit is None else max(limit - used, 0.0),
-            overage=0.0 if limit is None else max(used - limit, 0.0),
+            used,
+            limit,
+            *_left_and_over(used, limit),
             period=entitlement.period or Period.MONTH,
             period_start=start,
             resets_at=end,
@@ -328,3 +385,14 @@ def evaluate_all(
         else sorted(key for key, f in catalog.features.items() if f.status.value != "archived")
     )
     return [evaluate(catalog, company, key, now=now, user=user, context=context) for key in keys]
+
+
+def after_consuming(decision: Decision, quantity: float) -> Decision:
+    """The decision as it reads once `quantity` more units are recorded (the reply of a
+    consume that was allowed)."""
+    usage = decision.usage
+    if usage is None:
+        return decision
+    used = usage.used + quantity
+    remaining, overage = _left_and_over(used, usage.limit)
+    return replace(decision, usage=replace(usage, used=used, remaining=remaining, overage=overage))

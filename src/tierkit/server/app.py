@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,8 +22,10 @@ from tierkit.server.api.routes import (
     kickplan,
     ofrep,
     plans,
+    usage,
     users,
 )
+from tierkit.server.api.schemas import usage as usage_schemas
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
@@ -84,11 +87,27 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         users.router,
         kickplan.router,
         checks.router,
+        usage.router,
         ofrep.router,
     )
     for router in routers:
         app.include_router(router)
+    _add_schemas(app, usage_schemas.openapi_schemas)
     return app
+
+
+def _add_schemas(app: FastAPI, schemas: Callable[[], dict[str, Any]]) -> None:
+    """Add component schemas that routes refer to without FastAPI seeing them (bodies that a
+    route validates itself)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _log_startup(database: Database) -> None:

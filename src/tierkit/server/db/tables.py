@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -262,3 +263,74 @@ class OverrideRow(Base):
     updated_at: Mapped[datetime]
 
     feature: Mapped[FeatureRow] = relationship(lazy="joined", innerjoin=True)
+
+
+_SERIAL = BigInteger().with_variant(Integer, "sqlite")  # SQLite numbers rows of INTEGER keys
+
+
+class EventRow(Base):
+    """A usage or identify event exactly as it was received, kept for audit and recounts.
+    `seq` numbers events in the order they were stored (the public id is `evt_<seq>`)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("environment_id", "idempotency_key"),
+        Index("ix_events_company_event_time", "company_id", "event", "timestamp"),
+        Index("ix_events_environment_seq", "environment_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(255))
+    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    user_key: Mapped[str | None] = mapped_column(String(255))
+    quantity: Mapped[float] = mapped_column(Float(precision=53))
+    properties: Mapped[dict[str, Any]]
+    timestamp: Mapped[datetime]
+    received_at: Mapped[datetime]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    reply: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    """The check reply of a `consume`, returned again when it is retried."""
+
+
+class UsageCounterRow(Base):
+    """A meter's value over the company's events in `[period_start, period_end)`, kept exact
+    by every ingestion (all time is the widest window the columns hold)."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (
+        UniqueConstraint(
+            "company_id",
+            "event",
+            "aggregation",
+            "property",
+            "period_start",
+            "period_end",
+            name="uq_usage_counters_window",
+        ),
+        Index("ix_usage_counters_company_event_end", "company_id", "event", "period_end"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(255))
+    aggregation: Mapped[str] = mapped_column(String(16))
+    property: Mapped[str] = mapped_column(String(255))
+    """The meter's property, or '' for none (a unique constraint treats NULLs as distinct)."""
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    value: Mapped[float] = mapped_column(Float(precision=53))
+    latest_at: Mapped[datetime | None]
+    latest_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class UsageUniqueRow(Base):
+    """The distinct values a `unique_count` counter has seen (their SHA-256, truncated)."""
+
+    __tablename__ = "usage_uniques"
+
+    counter_id: Mapped[int] = mapped_column(
+        ForeignKey("usage_counters.id", ondelete="CASCADE"), primary_key=True
+    )
+    value_hash: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,29 +1,36 @@
 """Checks: may this company use this feature now, and how much is left. The catalog comes
-compiled from memory; the company's state is read in one short transaction per request."""
+compiled from memory, the company's state (usage counters included) from memory or one short
+transaction. A consume decides and records in one transaction, under the company's lock."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import FeatureStatus, Scalar
-from tierkit.engine.evaluate import Catalog, CompanyState, Decision, UserState, evaluate
+from tierkit.engine.codec import decision_to_json
+from tierkit.engine.evaluate import (
+    Catalog,
+    CompanyState,
+    Decision,
+    UserState,
+    after_consuming,
+    evaluate,
+)
 from tierkit.server.db import Database
-from tierkit.server.db.tables import UserRow
+from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
 from tierkit.server.services.clock import Clock
-from tierkit.server.services.companies import get_company_row
+from tierkit.server.services.consumption import (
+    consumable_meter,
+    earlier_consume,
+    record_consumption,
+)
+from tierkit.server.services.counters import ensure_counters
 from tierkit.server.services.errors import InvalidRequest
+from tierkit.server.services.events import ensure_companies
 from tierkit.server.services.features import feature_not_found
-from tierkit.server.services.overrides import company_override_rows
-from tierkit.server.services.rows import to_override
-from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
+from tierkit.server.services.states import load_company, load_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +41,6 @@ class CheckRequest:
     user: str | None = None
     quantity: float = 1
     context: Mapping[str, Scalar] = field(default_factory=dict)
-
-
-@functools.lru_cache(maxsize=1024)
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
-def _company_state(session: Session, environment_id: str, key: str) -> CompanyState:
-    row = get_company_row(session, environment_id, key)
-    if row is None:
-        return CompanyState(key=key, found=False)
-    timezone = row.traits.get("timezone")
-    return CompanyState(
-        key=key,
-        traits=dict(row.traits),
-        subscriptions=tuple(to_subscription(s) for s in company_subscription_rows(session, row.id)),
-        overrides=tuple(to_override(o) for o in company_override_rows(session, row.id)),
-        timezone=_zone(timezone) if isinstance(timezone, str) else UTC,
-    )
-
-
-def _user_state(session: Session, environment_id: str, key: str) -> UserState:
-    row = session.scalar(
-        select(UserRow).where(UserRow.environment_id == environment_id, UserRow.key == key)
-    )
-    return UserState(key, dict(row.traits) if row is not None else {})
 
 
 _STATES_KEPT = 100_000
@@ -86,12 +64,25 @@ class CheckService:
     def user_changed(self, environment_id: str, key: str) -> None:
         self._users.invalidate((environment_id, key))
 
-    def _company(self, environment_id: str, key: str) -> CompanyState:
-        def load() -> CompanyState:
-            with self._db.read() as session:
-                return _company_state(session, environment_id, key)
+    def _load_company(self, environment_id: str, key: str) -> CompanyState:
+        catalog = self._catalogs.get(environment_id)
+        now = self._clock()
+        with self._db.read() as session:
+            loaded = load_company(session, environment_id, key, catalog, now)
+        if not loaded.missing or loaded.company_id is None:
+            return loaded.state
+        # First read of a window (a new period, a new meter): count it from the raw events.
+        with self._db.write() as session:
+            lock_companies(session, [loaded.company_id])
+            ensure_counters(session, loaded.company_id, loaded.missing, now)
+            return load_company(session, environment_id, key, catalog, now).state
 
-        return self._companies.get((environment_id, key), load)
+    def _company(self, environment_id: str, key: str, *, fresh: bool = False) -> CompanyState:
+        if fresh:
+            return self._load_company(environment_id, key)
+        return self._companies.get(
+            (environment_id, key), lambda: self._load_company(environment_id, key)
+        )
 
     def _user(self, environment_id: str, key: str | None) -> UserState | None:
         if key is None:
@@ -99,7 +90,7 @@ class CheckService:
 
         def load() -> UserState:
             with self._db.read() as session:
-                return _user_state(session, environment_id, key)
+                return load_user(session, environment_id, key)
 
         return self._users.get((environment_id, key), load)
 
@@ -107,11 +98,14 @@ class CheckService:
         """The environment's compiled catalog (from memory)."""
         return self._catalogs.get(environment_id)
 
-    def check(self, environment_id: str, request: CheckRequest) -> list[Decision]:
+    def check(
+        self, environment_id: str, request: CheckRequest, *, fresh: bool = False
+    ) -> list[Decision]:
         """A decision per requested feature (unknown features are 404 `feature_not_found`).
-        Reads the database for what is not in memory yet."""
+        Reads the database for what is not in memory yet, or for the company's state anew
+        when `fresh`."""
         catalog = self._catalogs.get(environment_id)
-        company = self._company(environment_id, request.company)
+        company = self._company(environment_id, request.company, fresh=fresh)
         user = self._user(environment_id, request.user)
         return self._decide(catalog, company, user, request)
 
@@ -129,6 +123,55 @@ class CheckService:
         if catalog is None or company is None:
             return None
         return self._decide(catalog, company, user, request)
+
+    def consume(
+        self, environment_id: str, request: CheckRequest, idempotency_key: str | None
+    ) -> Decision:
+        """Check one metered feature and, if allowed, record `quantity` units of its meter, in
+        one transaction under the company's lock: concurrent consumers never pass a hard limit.
+        A retry with the same `idempotency_key` records nothing and answers the same."""
+        catalog = self._catalogs.get(environment_id)
+        (key,) = self._feature_keys(catalog, request.features)
+        meter = consumable_meter(catalog.features[key], request.quantity)
+        user = self._user(environment_id, request.user)
+        now = self._clock()
+        try:
+            with self._db.write() as session:
+                company_id = ensure_companies(session, environment_id, [request.company], now)[
+                    request.company
+                ]
+                if idempotency_key is not None:
+                    earlier = earlier_consume(session, environment_id, idempotency_key)
+                    if earlier is not None:
+                        return earlier
+                loaded = load_company(session, environment_id, request.company, catalog, now)
+                if loaded.missing:
+                    ensure_counters(session, company_id, loaded.missing, now)
+                    loaded = load_company(session, environment_id, request.company, catalog, now)
+                decision = evaluate(
+                    catalog,
+                    loaded.state,
+                    key,
+                    now=now,
+                    quantity=request.quantity,
+                    user=user,
+                    context=request.context,
+                )
+                if decision.allowed:
+                    decision = after_consuming(decision, request.quantity)
+                    record_consumption(
+                        session,
+                        environment_id,
+                        company_id,
+                        meter,
+                        request,
+                        now=now,
+                        idempotency_key=idempotency_key,
+                        reply=decision_to_json(decision),
+                    )
+                return decision
+        finally:
+            self.company_changed(environment_id, request.company)
 
     def _decide(
         self,

@@ -13,10 +13,12 @@ from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.companies import CompanyService
 from tierkit.server.services.customers import CustomerService
 from tierkit.server.services.environments import EnvironmentService
+from tierkit.server.services.events import EventService
 from tierkit.server.services.features import FeatureService
 from tierkit.server.services.overrides import OverrideService
 from tierkit.server.services.plans import PlanService
 from tierkit.server.services.subscriptions import SubscriptionService
+from tierkit.server.services.usage import UsageService
 from tierkit.server.services.users import UserService
 
 
@@ -35,6 +37,8 @@ class Services:
     users: UserService
     accounts: AccountService
     checks: CheckService
+    events: EventService
+    usage: UsageService
 
     @classmethod
     def build(
@@ -59,4 +63,6 @@ class Services:
             users=UserService(database, clock, user_changed),
             accounts=AccountService(database, clock, company_changed),
             checks=checks,
+            events=EventService(database, clock, catalogs, company_changed, user_changed),
+            usage=UsageService(database, clock, catalogs, checks),
         )

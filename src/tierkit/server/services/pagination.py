@@ -72,13 +72,21 @@ def _bad_cursor() -> InvalidRequest:
 
 
 def paginate(
-    query: AnySelect, sort_key: Sequence[SortColumn], cursor: str | None, limit: int
+    query: AnySelect,
+    sort_key: Sequence[SortColumn],
+    cursor: str | None,
+    limit: int,
+    *,
+    descending: bool = False,
 ) -> tuple[AnySelect, int]:
-    """Order `query` by `sort_key` (unique, ascending) and start after `cursor`."""
+    """Order `query` by `sort_key` (unique; ascending, or greatest first when `descending`)
+    and start after `cursor`."""
     if cursor is not None:
         after = decode_cursor(cursor, [column.type.python_type for column in sort_key])
-        query = query.where(tuple_(*sort_key) > tuple_(*after))
-    return query.order_by(*sort_key).limit(limit + 1), limit
+        position = tuple_(*sort_key)
+        query = query.where(position < tuple_(*after) if descending else position > tuple_(*after))
+    order = [column.desc() for column in sort_key] if descending else list(sort_key)
+    return query.order_by(*order).limit(limit + 1), limit
 
 
 def to_page(rows: Sequence[T], limit: int, key_of: Any) -> Page[T]:

@@ -101,6 +101,43 @@ def _set_memberships(
     )
 
 
+def upsert_user_in(
+    session: Session, environment_id: str, key: str, fields: Mapping[str, Any], now: datetime
+) -> tuple[UserRow, bool]:
+    """`UserService.upsert_user` inside a caller's transaction."""
+    row = session.scalar(
+        select(UserRow).where(UserRow.environment_id == environment_id, UserRow.key == key)
+    )
+    created = row is None
+    if row is None:
+        row = UserRow(
+            id=new_id("usr"),
+            environment_id=environment_id,
+            key=key,
+            name=None,
+            traits={},
+            created_at=now,
+        )
+        session.add(row)
+    if "name" in fields:
+        row.name = fields["name"]
+    if fields.get("traits"):
+        row.traits = merge_traits(row.traits, fields["traits"])
+    row.updated_at = now
+    session.flush()
+    if fields.get("companies") is not None:
+        _set_memberships(session, row, fields["companies"], now)
+        session.flush()
+    return row, created
+
+
+def add_membership_in(session: Session, user: UserRow, company_id: str, now: datetime) -> None:
+    """Make the user a member of the company, keeping its other memberships."""
+    if session.get(MembershipRow, (user.id, company_id)) is None:
+        session.add(MembershipRow(user_id=user.id, company_id=company_id, created_at=now))
+        session.flush()
+
+
 class UserService:
     def __init__(
         self,
@@ -118,31 +155,8 @@ class UserService:
     ) -> tuple[UserRecord, bool]:
         """Create or update a user: `name`, `traits` (merged, `None` removes), `companies`
         (the whole set of memberships, when given)."""
-        now = self._clock()
         with self._db.write() as session:
-            row = session.scalar(
-                select(UserRow).where(UserRow.environment_id == environment_id, UserRow.key == key)
-            )
-            created = row is None
-            if row is None:
-                row = UserRow(
-                    id=new_id("usr"),
-                    environment_id=environment_id,
-                    key=key,
-                    name=None,
-                    traits={},
-                    created_at=now,
-                )
-                session.add(row)
-            if "name" in fields:
-                row.name = fields["name"]
-            if fields.get("traits"):
-                row.traits = merge_traits(row.traits, fields["traits"])
-            row.updated_at = now
-            session.flush()
-            if fields.get("companies") is not None:
-                _set_memberships(session, row, fields["companies"], now)
-                session.flush()
+            row, created = upsert_user_in(session, environment_id, key, fields, self._clock())
             return _to_record(session, row), created
 
     def get_user(self, environment_id: str, key: str) -> UserRecord:

@@ -10,11 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from tierkit.engine.codec import decision_to_json
 from tierkit.engine.evaluate import Decision
-from tierkit.server.api.dependencies import AnyKey, ServicesDep
+from tierkit.server.api.dependencies import Access, AnyKey, ServicesDep, authorize
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.schemas.checks import CheckBody, CheckBulkBody, CheckBulkOut, CheckOut
 from tierkit.server.services.checks import CheckRequest
-from tierkit.server.services.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1", tags=["checks"], route_class=StrictJSONRoute)
 
@@ -40,12 +39,6 @@ async def check(body: CheckBody, principal: AnyKey, services: ServicesDep) -> Re
 
     Unknown companies evaluate as a company with no traits on the default plan
     (`company_found: false`); an unknown feature is 404 `feature_not_found`."""
-    if body.consume:
-        raise InvalidRequest(
-            "Consuming usage arrives with metering; send `consume: false` for now.",
-            code="consume_unavailable",
-            param="consume",
-        )
     request = CheckRequest(
         company=body.company,
         features=[body.feature],
@@ -53,7 +46,14 @@ async def check(body: CheckBody, principal: AnyKey, services: ServicesDep) -> Re
         quantity=body.quantity,
         context=body.context.traits if body.context else {},
     )
-    (decision,) = await decide(services, principal.environment_id, request)
+    if body.consume:
+        # Recording usage is a write: a browser's publishable key may check, not consume.
+        authorize(principal, Access.SECRET)
+        decision = await run_in_threadpool(
+            services.checks.consume, principal.environment_id, request, body.idempotency_key
+        )
+    else:
+        (decision,) = await decide(services, principal.environment_id, request)
     return _json(decision_to_json(decision))
 
 

@@ -121,9 +121,12 @@ class CheckBody(InputModel):
     quantity: Quantity = 1
     context: CheckContext | None = None
     consume: Flag = Field(
-        default=False, description="Record the usage if allowed (arrives with metering)."
+        default=False,
+        description="Record `quantity` units of the feature's meter if allowed, atomically.",
     )
-    idempotency_key: Annotated[str, StringConstraints(max_length=255)] | None = None
+    idempotency_key: ExternalKey | None = Field(
+        default=None, description="With `consume`: a retry with this key counts once."
+    )
 
 
 class CheckBulkBody(InputModel):

@@ -1,0 +1,35 @@
+"""Dialect-specific statements the services need on both databases: inserts that skip rows
+conflicting with a unique constraint, and row locks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tierkit.server.db.tables import Base, CompanyRow
+
+
+def insert_ignoring_conflicts(session: Session, entity: type[Base], columns: Sequence[str]) -> Any:
+    """`INSERT ... ON CONFLICT (columns) DO NOTHING` into the entity's table (a Core insert:
+    executed with a list of rows, it becomes one multi-row statement per thousand rows)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = cast(Table, entity.__table__)
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(columns))
+
+
+def lock_companies(session: Session, company_ids: Sequence[str]) -> None:
+    """Hold the companies' rows until the transaction ends, so usage writers for one company
+    take turns (in id order: two batches never wait on each other crosswise). SQLite needs no
+    row locks: a write transaction there holds the whole database."""
+    if not company_ids or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        select(CompanyRow.id)
+        .where(CompanyRow.id.in_(sorted(set(company_ids))))
+        .order_by(CompanyRow.id)
+        .with_for_update()
+    ).all()

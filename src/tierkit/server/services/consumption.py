@@ -1,0 +1,106 @@
+"""What a `consume` records: `quantity` units of the feature's meter as one event, with the
+reply kept on it so a retry answers the same."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tierkit.engine.catalog import Aggregation, Feature, FeatureType, Meter
+from tierkit.engine.codec import decision_from_json
+from tierkit.engine.evaluate import Decision
+from tierkit.engine.meters import MeterEvent
+from tierkit.server.db.tables import EventRow
+from tierkit.server.services.counters import StoredEvent, apply_events
+from tierkit.server.services.errors import Conflict, InvalidRequest
+
+if TYPE_CHECKING:
+    from tierkit.server.services.checks import CheckRequest
+
+
+def consumable_meter(feature: Feature, quantity: float) -> Meter:
+    """The meter a consume of `feature` records into; 400 when units cannot be recorded."""
+    if feature.type is not FeatureType.METERED or feature.meter is None:
+        raise InvalidRequest(
+            f"Feature {feature.key!r} is not metered: there is no usage to consume. "
+            "Send `consume: false`.",
+            code="feature_not_metered",
+            param="consume",
+        )
+    meter = feature.meter
+    if meter.aggregation not in (Aggregation.SUM, Aggregation.COUNT):
+        raise InvalidRequest(
+            f"Feature {feature.key!r} aggregates its events by {meter.aggregation.value}; "
+            "a consume records units of `sum` and `count` meters only "
+            "(set gauges with POST /v1/metrics/set).",
+            code="consume_unsupported",
+            param="consume",
+        )
+    if meter.aggregation is Aggregation.COUNT and quantity != 1:
+        raise InvalidRequest(
+            f"Feature {feature.key!r} counts events, so a consume records one: "
+            "send `quantity: 1`, or meter the feature with `sum`.",
+            code="consume_quantity_unsupported",
+            param="quantity",
+        )
+    if quantity < 0:
+        raise InvalidRequest(
+            "A consume records zero or more units; `quantity` may not be negative.",
+            code="invalid_quantity",
+            param="quantity",
+        )
+    return meter
+
+
+def earlier_consume(session: Session, environment_id: str, idempotency_key: str) -> Decision | None:
+    """The reply of the consume that already used `idempotency_key`, if one did."""
+    row = session.scalar(
+        select(EventRow).where(
+            EventRow.environment_id == environment_id,
+            EventRow.idempotency_key == idempotency_key,
+        )
+    )
+    if row is None:
+        return None
+    if row.reply is None:
+        raise Conflict(
+            f"The idempotency key {idempotency_key!r} belongs to a tracked event, not to a "
+            "consume; use a key of its own for each consume.",
+            code="idempotency_key_reused",
+            param="idempotency_key",
+        )
+    return decision_from_json(row.reply)
+
+
+def record_consumption(
+    session: Session,
+    environment_id: str,
+    company_id: str,
+    meter: Meter,
+    request: CheckRequest,
+    *,
+    now: datetime,
+    idempotency_key: str | None,
+    reply: dict[str, Any],
+) -> None:
+    properties = {meter.property: request.quantity} if meter.property else {}
+    row = EventRow(
+        environment_id=environment_id,
+        type="track",
+        event=meter.event,
+        company_id=company_id,
+        user_key=request.user,
+        quantity=request.quantity,
+        properties=properties,
+        timestamp=now,
+        received_at=now,
+        idempotency_key=idempotency_key,
+        reply=reply,
+    )
+    session.add(row)
+    session.flush()
+    reading = MeterEvent(now, request.quantity, properties, row.seq)
+    apply_events(session, [StoredEvent(company_id, meter.event, reading)])

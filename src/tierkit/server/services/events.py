@@ -1,0 +1,361 @@
+"""Events: usage (`track`), gauges (`set`) and identities (`identify`), stored exactly once and
+folded into usage counters in the same transaction, so an acknowledged event is never lost and
+never counted twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from tierkit.engine.catalog import Aggregation, FeatureType
+from tierkit.engine.codec import format_time
+from tierkit.engine.meters import MeterEvent
+from tierkit.server.db import Database
+from tierkit.server.db.ids import new_id
+from tierkit.server.db.tables import CompanyRow, EventRow
+from tierkit.server.db.upserts import insert_ignoring_conflicts, lock_companies
+from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.clock import Clock
+from tierkit.server.services.companies import get_company_row, upsert_company_in
+from tierkit.server.services.counters import StoredEvent, apply_events
+from tierkit.server.services.errors import ErrorDetail, InvalidRequest, NotFound
+from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.users import add_membership_in, upsert_user_in
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store. `identify` events carry `company_fields`/`user_fields` (name,
+    traits) to upsert; `set` events set a gauge to `quantity`."""
+
+    type: str
+    company: str | None
+    event: str | None = None
+    user: str | None = None
+    quantity: float = 1.0
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: datetime | None = None
+    idempotency_key: str | None = None
+    company_fields: Mapping[str, Any] | None = None
+    user_fields: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: str
+    type: str
+    event: str | None
+    company: str | None
+    user: str | None
+    quantity: float
+    properties: Mapping[str, Any]
+    timestamp: datetime
+    received_at: datetime
+    idempotency_key: str | None
+
+
+def event_id(seq: int) -> str:
+    return f"evt_{seq}"
+
+
+def event_not_found(event: str) -> NotFound:
+    return NotFound(f"There is no event {event!r}.", code="event_not_found")
+
+
+def ensure_companies(
+    session: Session, environment_id: str, keys: Sequence[str], now: datetime
+) -> dict[str, str]:
+    """The ids of the companies `keys`, creating the unknown ones, with their rows locked."""
+    if not keys:
+        return {}
+
+    def ids_of(wanted: Sequence[str]) -> dict[str, str]:
+        rows = session.execute(
+            select(CompanyRow.key, CompanyRow.id).where(
+                CompanyRow.environment_id == environment_id, CompanyRow.key.in_(wanted)
+            )
+        ).all()
+        return dict(rows)
+
+    ids = ids_of(keys)
+    missing = [key for key in keys if key not in ids]
+    if missing:
+        session.execute(
+            insert_ignoring_conflicts(session, CompanyRow, ["environment_id", "key"]),
+            [
+                {
+                    "id": new_id("co"),
+                    "environment_id": environment_id,
+                    "key": key,
+                    "name": None,
+                    "traits": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for key in missing
+            ],
+        )
+        ids |= ids_of(missing)
+    lock_companies(session, list(ids.values()))
+    return ids
+
+
+def _identity(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if fields is None else dict(fields)
+
+
+def _row_values(
+    environment_id: str, event: NewEvent, company_ids: Mapping[str, str], now: datetime
+) -> dict[str, Any]:
+    properties: Mapping[str, Any] = event.properties
+    if event.type == "identify":
+        properties = {
+            name: value
+            for name, value in (
+                ("company", _identity(event.company_fields)),
+                ("user", _identity(event.user_fields)),
+            )
+            if value is not None
+        }
+    return {
+        "environment_id": environment_id,
+        "type": event.type,
+        "event": event.event,
+        "company_id": company_ids.get(event.company) if event.company else None,
+        "user_key": event.user,
+        "quantity": event.quantity,
+        "properties": properties,
+        "timestamp": event.timestamp or now,
+        "received_at": now,
+        "idempotency_key": event.idempotency_key,
+        "reply": None,
+    }
+
+
+_RETURNED = (
+    EventRow.seq,
+    EventRow.type,
+    EventRow.event,
+    EventRow.company_id,
+    EventRow.user_key,
+    EventRow.quantity,
+    EventRow.properties,
+    EventRow.timestamp,
+)
+
+
+def store_events(
+    session: Session, environment_id: str, events: Sequence[NewEvent], now: datetime
+) -> tuple[int, list[str]]:
+    """Store `events` (duplicates of a stored idempotency key skipped) and fold them into
+    counters and identities. Returns how many were stored and the company keys touched."""
+    company_keys = sorted({e.company for e in events if e.company})
+    company_ids = ensure_companies(session, environment_id, company_keys, now)
+    statement = insert_ignoring_conflicts(
+        session, EventRow, ["environment_id", "idempotency_key"]
+    ).returning(*_RETURNED)
+    rows = [_row_values(environment_id, e, company_ids, now) for e in events]
+    stored = session.execute(statement, rows).all()
+    usage = []
+    for row in stored:
+        if row.type == "identify":
+            _apply_identity(session, environment_id, row.properties, row.company_id, now)
+        elif row.company_id is not None and row.event is not None:
+            usage.append(
+                StoredEvent(
+                    row.company_id,
+                    row.event,
+                    MeterEvent(row.timestamp, row.quantity, row.properties, row.seq),
+                )
+            )
+    apply_events(session, usage)
+    return len(stored), company_keys
+
+
+def _apply_identity(
+    session: Session,
+    environment_id: str,
+    identities: Mapping[str, Any],
+    company_id: str | None,
+    now: datetime,
+) -> None:
+    company = identities.get("company")
+    if company is not None:
+        fields = {name: company[name] for name in ("name", "traits") if name in company}
+        upsert_company_in(session, environment_id, company["key"], fields, now)
+    user = identities.get("user")
+    if user is not None:
+        fields = {name: user[name] for name in ("name", "traits") if name in user}
+        row, _ = upsert_user_in(session, environment_id, user["key"], fields, now)
+        if company_id is not None:
+            add_membership_in(session, row, company_id, now)
+
+
+def _record(row: EventRow, company: str | None) -> EventRecord:
+    return EventRecord(
+        id=event_id(row.seq),
+        type=row.type,
+        event=row.event,
+        company=company,
+        user=row.user_key,
+        quantity=row.quantity,
+        properties=row.properties,
+        timestamp=row.timestamp,
+        received_at=row.received_at,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def _with_company(environment_id: str) -> Select[EventRow, str]:
+    return (
+        select(EventRow, CompanyRow.key)
+        .outerjoin(CompanyRow, CompanyRow.id == EventRow.company_id)
+        .where(EventRow.environment_id == environment_id)
+    )
+
+
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(hours=24)
+
+
+def _check_timestamps(
+    events: Sequence[NewEvent], now: datetime, *, batch: bool, time_param: str
+) -> None:
+    """Late events are welcome; events from before 2000 or more than a day ahead of the
+    server's clock are mistakes (a unit error, a wrong clock) that would corrupt periods."""
+    latest = now + FUTURE_TOLERANCE
+    details = [
+        ErrorDetail(
+            f"events.{index}.{time_param}" if batch else time_param,
+            "The timestamp must be after 2000-01-01 and at most 24 hours ahead of the "
+            f"server's clock ({format_time(now)}).",
+            "timestamp_out_of_range",
+        )
+        for index, event in enumerate(events)
+        if event.timestamp is not None and not EARLIEST_EVENT <= event.timestamp <= latest
+    ]
+    if details:
+        more = f" ({len(details) - 1} more in `details`)" if len(details) > 1 else ""
+        raise InvalidRequest(
+            f"`{details[0].param}`: {details[0].message}{more}",
+            code="timestamp_out_of_range",
+            param=details[0].param,
+            details=details,
+        )
+
+
+class EventService:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        catalogs: CatalogCache,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+        on_user_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._catalogs = catalogs
+        self._customer_changed = on_customer_change
+        self._user_changed = on_user_change
+
+    def ingest(
+        self,
+        environment_id: str,
+        events: Sequence[NewEvent],
+        *,
+        batch: bool = True,
+        time_param: str = "timestamp",
+    ) -> IngestResult:
+        """Store a batch in one transaction: all of it, or (on error) none of it. An
+        idempotency key seen before, in this batch or any earlier one, is a duplicate.
+        `batch` and `time_param` say how errors name an event's timestamp."""
+        now = self._clock()
+        _check_timestamps(events, now, batch=batch, time_param=time_param)
+        seen: set[str] = set()
+        unique = []
+        for event in events:
+            if event.idempotency_key is not None:
+                if event.idempotency_key in seen:
+                    continue
+                seen.add(event.idempotency_key)
+            unique.append(event)
+        try:
+            with self._db.write() as session:
+                stored, _ = store_events(session, environment_id, unique, now)
+        finally:
+            self._forget(environment_id, events)
+        return IngestResult(accepted=stored, duplicates=len(events) - stored)
+
+    def _forget(self, environment_id: str, events: Sequence[NewEvent]) -> None:
+        for key in {e.company for e in events if e.company}:
+            self._customer_changed(environment_id, key)
+        for key in {e.user for e in events if e.user and e.type == "identify"}:
+            self._user_changed(environment_id, key)
+
+    def gauge_event(self, environment_id: str, key: str) -> str:
+        """The event a gauge `key` names: the meter event of the `latest`-metered feature
+        `key`, or `key` itself taken as an event name."""
+        feature = self._catalogs.get(environment_id).features.get(key)
+        if (
+            feature is not None
+            and feature.type is FeatureType.METERED
+            and feature.meter is not None
+            and feature.meter.aggregation is Aggregation.LATEST
+        ):
+            return feature.meter.event
+        return key
+
+    def list_events(
+        self,
+        environment_id: str,
+        *,
+        company: str | None = None,
+        event: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[EventRecord]:
+        """Events as stored, newest first; `start`/`end` bound their timestamps `[start, end)`."""
+        with self._db.read() as session:
+            query = _with_company(environment_id)
+            if company is not None:
+                row = get_company_row(session, environment_id, company)
+                if row is None:
+                    return Page([], None)
+                query = query.where(EventRow.company_id == row.id)
+            if event is not None:
+                query = query.where(EventRow.event == event)
+            if start is not None:
+                query = query.where(EventRow.timestamp >= start)
+            if end is not None:
+                query = query.where(EventRow.timestamp < end)
+            query, limit = paginate(query, [EventRow.seq], cursor, limit, descending=True)
+            page = to_page(session.execute(query).all(), limit, lambda row: [row[0].seq])
+            return Page([_record(row, key) for row, key in page.items], page.next_cursor)
+
+    def get_event(self, environment_id: str, event: str) -> EventRecord:
+        prefix, _, number = event.partition("_")
+        if prefix != "evt" or not number.isascii() or not number.isdigit() or len(number) > 18:
+            raise event_not_found(event)
+        with self._db.read() as session:
+            found = session.execute(
+                _with_company(environment_id).where(EventRow.seq == int(number))
+            ).first()
+            if found is None:
+                raise event_not_found(event)
+            return _record(found[0], found[1])
