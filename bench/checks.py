@@ -17,17 +17,14 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from harness import open_environment, postgres_schema, serve
 
 from tierkit.engine.catalog import (
     Aggregation,
@@ -40,16 +37,11 @@ from tierkit.engine.catalog import (
     PlanType,
 )
 from tierkit.engine.rules import Condition, ConditionType, Operator, Rollout, Rule
-from tierkit.server.db import Database
-from tierkit.server.db.migrate import upgrade
-from tierkit.server.services.api_keys import KeyKind
 from tierkit.server.services.companies import upsert_company_in
 from tierkit.server.services.container import Services
 from tierkit.server.services.subscriptions import NewSubscription, subscribe_in
 
 COMPANIES = 10_000
-BENCH = Path(__file__).parent
-UVICORN = str(Path(sys.executable).parent / "uvicorn")
 TYPES = [FeatureType.BOOLEAN] * 10 + [FeatureType.NUMERIC] * 8 + [FeatureType.ENUM] * 6
 TYPES += [FeatureType.METERED] * 6
 
@@ -199,42 +191,17 @@ def _warm(url: str, key: str) -> float:
 
 
 def run(name: str, database_url: str, seconds: int, connections: int, cache: float) -> list[str]:
-    database = Database(database_url)
-    upgrade(database)
-    services = Services.build(database)
-    services.environments.ensure_default_environments()
-    environment = services.environments.get_environment("development")
+    database, services, environment_id, key = open_environment(database_url)
     started = time.monotonic()
-    features = _seed(services, environment.id)
+    features = _seed(services, environment_id)
     seeded = time.monotonic() - started
-    _, key = services.api_keys.create_key("development", KeyKind.SECRET, "bench")
     database.dispose()
     port = 8940 + (name == "PostgreSQL")
-    env = os.environ | {
-        "TIERKIT_DATABASE_URL": database_url,
-        "TIERKIT_LOG_LEVEL": "warning",
-        "TIERKIT_CACHE_SECONDS": str(cache),
-    }
-    server = subprocess.Popen(
-        [UVICORN, "bench_app:make_app", "--factory", "--app-dir", str(BENCH), "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{url}/healthz").raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    with serve("bench_app:make_app", database_url, port, cache_seconds=str(cache)) as url:
         warmed = _warm(url, key)
         _wrk(url, "/v1/check", key, features, 2, connections)
         check = _wrk(url, "/v1/check", key, features, seconds, connections)
         floor = _wrk(url, "/bench/echo", key, features, seconds, connections)
-    finally:
-        server.terminate()
-        server.wait()
     ratio = check["rps"] / floor["rps"]
     return [
         f"| {name} | `POST /v1/check` | {check['rps']:.0f} | {check['p50']:.2f} | "
@@ -268,19 +235,8 @@ def main() -> None:
         sqlite = f"sqlite:///{tmp}/bench.db"
         rows += run("SQLite", sqlite, args.seconds, args.connections, args.cache_seconds)
     if args.postgres:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        base = make_url(args.postgres).set(drivername="postgresql+psycopg")
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            postgres = url.render_as_string(hide_password=False)
+        with postgres_schema(args.postgres) as postgres:
             rows += run("PostgreSQL", postgres, args.seconds, args.connections, args.cache_seconds)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
     print("\n".join(rows))
 
 

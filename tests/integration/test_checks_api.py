@@ -143,15 +143,6 @@ def test_check__quantity_over_a_hard_limit__limit_exceeded(catalog: httpx.Client
     assert decision["usage"]["limit"] == 1000
 
 
-def test_check__consume__is_refused_until_metering(catalog: httpx.Client) -> None:
-    response = catalog.post(
-        "/v1/check", json={"company": "acme", "feature": "api_calls", "consume": True}
-    )
-
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "consume_unavailable"
-
-
 def test_rules__matching_trait__decides_where_no_plan_does(catalog: httpx.Client) -> None:
     rules = [
         {

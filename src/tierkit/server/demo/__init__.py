@@ -21,6 +21,7 @@ from tierkit.server.api.schemas.customers import (
 )
 from tierkit.server.api.schemas.features import FeatureCreate
 from tierkit.server.api.schemas.plans import PlanCreate
+from tierkit.server.api.schemas.usage import TrackEvent
 from tierkit.server.services.container import Services
 
 
@@ -89,3 +90,10 @@ def _load_company(services: Services, environment_id: str, entry: dict[str, Any]
             fields["expires_at"] = expires_at.isoformat()
         override = OverrideBody.model_validate(fields).to_override(item["feature"])
         services.overrides.put_override(environment_id, key, override)
+    events = [
+        TrackEvent.model_validate({"company": key, **item}).to_new_event()
+        for item in entry.get("usage", [])
+    ]
+    services.events.ingest(environment_id, events)
+    for gauge, value in entry.get("gauges", {}).items():
+        services.events.set_gauge(environment_id, gauge, key, float(value))

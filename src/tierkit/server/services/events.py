@@ -306,6 +306,28 @@ class EventService:
         for key in {e.user for e in events if e.user and e.type == "identify"}:
             self._user_changed(environment_id, key)
 
+    def set_gauge(
+        self,
+        environment_id: str,
+        key: str,
+        company: str,
+        value: float,
+        *,
+        at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> IngestResult:
+        """Set the gauge `key` (a `latest`-metered feature or its event) for a company, as a
+        `set` event; errors name its time `time`."""
+        event = NewEvent(
+            type="set",
+            event=self.gauge_event(environment_id, key),
+            company=company,
+            quantity=value,
+            timestamp=at,
+            idempotency_key=idempotency_key,
+        )
+        return self.ingest(environment_id, [event], batch=False, time_param="time")
+
     def gauge_event(self, environment_id: str, key: str) -> str:
         """The event a gauge `key` names: the meter event of the `latest`-metered feature
         `key`, or `key` itself taken as an event name."""

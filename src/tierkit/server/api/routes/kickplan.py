@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from tierkit.engine.catalog import FeatureType
 from tierkit.engine.codec import json_number
@@ -19,6 +19,7 @@ from tierkit.server.api.schemas.kickplan import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
+    MetricSet,
     ResolvedFeature,
     ResolveRequest,
 )
@@ -100,3 +101,18 @@ async def kickplan_resolve_features(
     )
     catalog = services.checks.catalog(principal.environment_id)
     return [_resolved(catalog, d, detailed=body.detailed) for d in decisions]
+
+
+@router.post("/metrics/set", status_code=202, response_class=Response)
+def kickplan_set_metric(body: MetricSet, principal: SecretKey, services: ServicesDep) -> Response:
+    """Set a metric (a gauge such as seats) for an account: 202 with no body, as Kickplan.
+    `key` is a `latest`-metered feature's key or its event name."""
+    services.events.set_gauge(
+        principal.environment_id,
+        body.key,
+        body.account_key,
+        body.value,
+        at=body.time,
+        idempotency_key=body.idempotency_key,
+    )
+    return Response(status_code=202)

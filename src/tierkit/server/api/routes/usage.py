@@ -25,7 +25,6 @@ from tierkit.server.api.schemas.usage import (
     SeriesOut,
     parse_events,
 )
-from tierkit.server.services.events import NewEvent
 from tierkit.server.services.pagination import DEFAULT_LIMIT
 from tierkit.server.services.usage import Granularity
 
@@ -76,16 +75,14 @@ def ingest_events(
 def set_metric(body: MetricSet, principal: SecretKey, services: ServicesDep) -> Response:
     """Set a gauge (a `latest` meter, such as seats) for a company: the feature's usage is
     the value last set, by `time`."""
-    environment_id = principal.environment_id
-    event = NewEvent(
-        type="set",
-        event=services.events.gauge_event(environment_id, body.key),
-        company=body.company,
-        quantity=float(body.value),
-        timestamp=body.time,
+    result = services.events.set_gauge(
+        principal.environment_id,
+        body.key,
+        body.company,
+        float(body.value),
+        at=body.time,
         idempotency_key=body.idempotency_key,
     )
-    result = services.events.ingest(environment_id, [event], batch=False, time_param="time")
     return _accepted(result.accepted, result.duplicates)
 
 

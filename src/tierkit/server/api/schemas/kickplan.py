@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from tierkit.server.api.schemas.common import ExternalKey, Key, Traits
+from tierkit.engine.catalog import MAX_SAFE_NUMBER
+from tierkit.server.api.schemas.common import EventName, ExternalKey, Key, Timestamp, Traits
 from tierkit.server.api.schemas.customers import CustomerName
 from tierkit.server.services.accounts import Account, FeatureVariant
 
@@ -109,3 +110,29 @@ class ResolvedFeature(BaseModel):
     variant: str | None = None
     metadata: dict[str, Any] | None = None
     error_code: str | None = None
+
+
+def _number_or_numeric_text(value: object) -> object:
+    # Kickplan's Ruby sample sends `value: "5"`: a numeric string is read as its number.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+class MetricSet(_KickplanBody):
+    """`POST /api/metrics/set`: a gauge value for an account."""
+
+    key: EventName
+    value: Annotated[
+        float,
+        BeforeValidator(_number_or_numeric_text),
+        Field(ge=-MAX_SAFE_NUMBER, le=MAX_SAFE_NUMBER),
+    ]
+    account_key: ExternalKey
+    idempotency_key: ExternalKey | None = None
+    time: Timestamp | None = None

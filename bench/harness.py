@@ -1,0 +1,79 @@
+"""What the benchmarks share: a throwaway PostgreSQL schema, a seeded environment, and a
+uvicorn server of one worker running in its own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tierkit.server.db import Database
+from tierkit.server.db.migrate import upgrade
+from tierkit.server.services.api_keys import KeyKind
+from tierkit.server.services.container import Services
+
+BENCH = Path(__file__).parent
+UVICORN = str(Path(sys.executable).parent / "uvicorn")
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A database URL on a new schema of the PostgreSQL at `url`, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    base = make_url(url).set(drivername="postgresql+psycopg")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def open_environment(database_url: str) -> tuple[Database, Services, str, str]:
+    """Migrate the database; return it, its services, the `development` environment's id and
+    a secret key of it."""
+    database = Database(database_url)
+    upgrade(database)
+    services = Services.build(database)
+    services.environments.ensure_default_environments()
+    environment = services.environments.get_environment("development")
+    _, key = services.api_keys.create_key("development", KeyKind.SECRET, "bench")
+    return database, services, environment.id, key
+
+
+@contextmanager
+def serve(app: str, database_url: str, port: int, **settings: str) -> Iterator[str]:
+    """Run `app` (a factory, `module:function`, found in bench/ or installed) with one uvicorn
+    worker on `port`; yield its URL once it answers."""
+    env = os.environ | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_LOG_LEVEL": "warning"}
+    env |= {f"TIERKIT_{name.upper()}": value for name, value in settings.items()}
+    server = subprocess.Popen(
+        [UVICORN, app, "--factory", "--app-dir", str(BENCH), "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                httpx.get(f"{url}/healthz").raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait()

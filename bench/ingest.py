@@ -1,0 +1,250 @@
+"""Event ingestion through `POST /v1/events` against the raw insert rate of the same rows, and
+usage reads with 1,000 against 1,000,000 stored events.
+
+Usage: .venv/bin/python bench/ingest.py [--postgres URL] [--batches 100] [--clients 4]
+
+For each database (SQLite, and PostgreSQL when a URL is given): one uvicorn worker, batches of
+1000 track events with idempotency keys over 100 companies, sent by `--clients` concurrent
+clients; then the same rows inserted straight into the events table (COPY on PostgreSQL,
+executemany on SQLite) as the ceiling. The ratio of the two is what to compare across machines.
+
+Then one company gets 1,000 events and another 1,000,000 (inserted raw), and a check and a
+consume are timed for each with the server reading the company's state anew on every check
+(`TIERKIT_CACHE_SECONDS=0`): usage is read from pre-aggregated counters, so the ratio should
+stay near 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from harness import open_environment, postgres_schema, serve
+
+from tierkit.engine.catalog import Aggregation, Entitlement, Feature, FeatureType, Meter, Plan
+from tierkit.server.db import Database
+from tierkit.server.services.events import ensure_companies
+
+COMPANIES = 100
+BATCH = 1000
+APP = "tierkit.server.app:create_app_from_environment"
+
+
+def _seed(database_url: str) -> tuple[str, str]:
+    database, services, environment_id, key = open_environment(database_url)
+    meters = {
+        "api_calls": Meter("api_call", Aggregation.SUM),
+        "requests": Meter("api_call", Aggregation.COUNT),
+        "tokens": Meter("api_call", Aggregation.SUM, "tokens"),
+    }
+    features = [Feature(k, k, FeatureType.METERED, meter=m) for k, m in meters.items()]
+    for feature in features:
+        services.features.create_feature(environment_id, feature)
+    entitlements = tuple(Entitlement(f.key, value=10**12) for f in features)
+    services.plans.create_plan(
+        environment_id, Plan("free", "Free", is_default=True, entitlements=entitlements)
+    )
+    database.dispose()
+    return environment_id, key
+
+
+def _event(run: str, index: int, rng: random.Random, now: datetime) -> dict[str, Any]:
+    return {
+        "event": "api_call",
+        "company": f"c{rng.randrange(COMPANIES)}",
+        "quantity": 1,
+        "properties": {"tokens": rng.randrange(1, 500), "model": "small"},
+        "timestamp": (now - timedelta(seconds=rng.randrange(3600))).isoformat(),
+        "idempotency_key": f"{run}-{index}",
+    }
+
+
+def _batches(run: str, count: int) -> list[bytes]:
+    rng = random.Random(run)
+    now = datetime.now(UTC)
+    return [
+        orjson.dumps({"events": [_event(run, b * BATCH + i, rng, now) for i in range(BATCH)]})
+        for b in range(count)
+    ]
+
+
+def _send(url: str, key: str, batches: list[bytes], clients: int) -> float:
+    """Post every batch with `clients` concurrent clients; events per second."""
+    queue = iter(batches)
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def work() -> None:
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+            while True:
+                with lock:
+                    body = next(queue, None)
+                if body is None:
+                    return
+                response = client.post("/v1/events", content=body)
+                if response.status_code != 202:
+                    failures.append(response.text[:200])
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} batches failed: {failures[0]}")
+    return len(batches) * BATCH / elapsed
+
+
+def _raw_rows(
+    environment_id: str, events: list[dict[str, Any]], companies: dict[str, str]
+) -> Iterator[tuple[Any, ...]]:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for e in events:
+        yield (
+            environment_id, "track", e["event"], companies[e["company"]], None, 1.0,
+            orjson.dumps(e["properties"]).decode(), now, now, e["idempotency_key"],
+        )  # fmt: skip
+
+
+_COLUMNS = (
+    "environment_id, type, event, company_id, user_key, quantity, properties, timestamp, "
+    "received_at, idempotency_key"
+)
+
+
+def _insert_raw(database: Database, environment_id: str, events: list[dict[str, Any]]) -> float:
+    """Insert `events` straight into the events table; rows per second."""
+    with database.write() as session:
+        companies = ensure_companies(
+            session, environment_id, sorted({e["company"] for e in events}), datetime.now(UTC)
+        )
+    rows = list(_raw_rows(environment_id, events, companies))
+    started = time.perf_counter()
+    if database.is_sqlite:
+        with database.engine.begin() as connection:
+            placeholders = ", ".join("?" * 10)
+            connection.exec_driver_sql(
+                f"INSERT INTO events ({_COLUMNS}) VALUES ({placeholders})",
+                rows,
+            )
+    else:
+        raw = database.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            with cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+            raw.commit()
+        finally:
+            raw.close()
+    return len(rows) / (time.perf_counter() - started)
+
+
+def _store_raw(database: Database, environment_id: str, company: str, count: int) -> None:
+    """`count` events for `company`, stamped now, inserted raw (fast) in chunks."""
+    rng = random.Random(count)
+    for start in range(0, count, 100_000):
+        events = [
+            {
+                "event": "api_call",
+                "company": company,
+                "properties": {"tokens": rng.randrange(1, 500)},
+                "idempotency_key": f"{company}-{start + i}",
+            }
+            for i in range(min(100_000, count - start))
+        ]
+        _insert_raw(database, environment_id, events)
+
+
+def _latency(client: httpx.Client, body: dict[str, Any], rounds: int) -> float:
+    """Median milliseconds of `rounds` checks."""
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        client.post("/v1/check", json=body).raise_for_status()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def run(name: str, database_url: str, batches: int, clients: int, port: int, big: int) -> list[str]:
+    environment_id, key = _seed(database_url)
+    payloads = _batches("api", batches)
+    with serve(APP, database_url, port) as url:
+        _send(url, key, _batches("warm", 2), clients)
+        api_rate = _send(url, key, payloads, clients)
+    database = Database(database_url)
+    raw_events = [e for b in _batches("raw", batches) for e in orjson.loads(b)["events"]]
+    raw_rate = _insert_raw(database, environment_id, raw_events)
+    rows = [
+        f"| {name} | ingestion | {api_rate:,.0f} events/s | raw insert {raw_rate:,.0f} rows/s "
+        f"| **{api_rate / raw_rate:.2f}** |"
+    ]
+    started = time.perf_counter()
+    _store_raw(database, environment_id, "small", 1_000)
+    _store_raw(database, environment_id, "big", big)
+    stored = time.perf_counter() - started
+    database.dispose()
+    headers = {"Authorization": f"Bearer {key}"}
+    with (
+        serve(APP, database_url, port, cache_seconds="0") as url,
+        httpx.Client(base_url=url, headers=headers, timeout=600) as client,
+    ):
+        timings = {}
+        for company in ("small", "big"):
+            first = time.perf_counter()
+            check = {"company": company, "feature": "tokens"}
+            client.post("/v1/check", json=check).raise_for_status()  # counts the window once
+            counted = time.perf_counter() - first
+            timings[company] = (
+                _latency(client, check, 300),
+                _latency(client, check | {"consume": True, "feature": "api_calls"}, 300),
+                counted,
+            )
+    big_label = f"{big:,}"
+    for label, index in (("check", 0), ("consume", 1)):
+        small, big_ms = timings["small"][index], timings["big"][index]
+        rows.append(
+            f"| {name} | {label} latency (median) | 1k events {small:.2f} ms | "
+            f"{big_label} events {big_ms:.2f} ms | **{big_ms / small:.2f}** |"
+        )
+    rows.append(
+        f"| {name} | first read of a window (counted from raw events, once) | "
+        f"1k events {timings['small'][2] * 1000:.0f} ms | "
+        f"{big_label} events {timings['big'][2] * 1000:.0f} ms | "
+        f"({big_label} stored raw in {stored:.0f} s) |"
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", default=os.environ.get("TIERKIT_TEST_DATABASE_URL"))
+    parser.add_argument("--batches", type=int, default=100, help="batches of 1000 events")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--big", type=int, default=1_000_000, help="events of the big company")
+    args = parser.parse_args()
+    rows = ["| database | measure | Tierkit | reference | ratio |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = f"sqlite:///{tmp}/bench.db"
+        rows += run("SQLite", sqlite, args.batches, args.clients, 8950, args.big)
+    if args.postgres:
+        with postgres_schema(args.postgres) as postgres:
+            rows += run("PostgreSQL", postgres, args.batches, args.clients, 8951, args.big)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
