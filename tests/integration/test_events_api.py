@@ -32,7 +32,7 @@ def track(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def call(quantity: float = 1, company: str = "acme", **fields: Any) -> dict[str, Any]:
+def call(quantity: Any = 1, company: str = "acme", **fields: Any) -> dict[str, Any]:
     """A track event of `api_call`."""
     return {"event": "api_call", "company": company, "quantity": quantity, **fields}
 
@@ -384,6 +384,93 @@ def test_post_event__late_event_of_last_month__counted_when_that_month_is_read(
     assert (november["used"], november["period_start"]) == (10, NOVEMBER["period_start"])
 
 
+def test_post_event__timestamps_with_offsets__stored_in_utc_and_counted_by_the_utc_month(
+    metered: httpx.Client, clock: SettableClock
+) -> None:
+    clock.now = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    batch = [
+        call(3, idempotency_key="november", timestamp="2026-12-01T00:30:00+01:00"),
+        call(5, idempotency_key="december", timestamp="2026-11-30T23:30:00-01:00"),
+    ]
+
+    track(metered, {"events": batch})
+
+    assert used(metered) == 5
+    assert sorted((e["idempotency_key"], e["timestamp"]) for e in events(metered)) == [
+        ("december", "2026-12-01T00:30:00Z"),
+        ("november", "2026-11-30T23:30:00Z"),
+    ]
+
+
+def test_post_event__company_in_paris__months_and_days_cut_at_paris_midnight(
+    metered: httpx.Client, clock: SettableClock
+) -> None:
+    clock.now = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 02:00 in Paris
+    identify = {
+        "type": "identify",
+        "company": {"key": "acme", "traits": {"timezone": "Europe/Paris"}},
+    }
+    track(metered, identify)
+
+    track(metered, call(4, timestamp="2026-11-30T23:30:00Z"))  # 00:30 on 1 December in Paris
+    track(metered, call(1, timestamp="2026-11-30T22:30:00Z"))  # 23:30 on 30 November in Paris
+
+    assert usage_of(metered) == {
+        "used": 4,
+        "limit": 100,
+        "remaining": 96,
+        "overage": 0,
+        "period": "month",
+        "period_start": "2026-11-30T23:00:00Z",
+        "resets_at": "2026-12-31T23:00:00Z",
+    }
+    series = get_json(
+        metered,
+        "/v1/companies/acme/usage/api_calls",
+        **{"from": "2026-11-30T12:00:00Z", "to": "2026-12-01T01:00:00Z", "granularity": "day"},
+    )
+    assert series["timezone"] == "Europe/Paris"
+    assert series["data"] == [
+        {"start": "2026-11-29T23:00:00Z", "end": "2026-11-30T23:00:00Z", "value": 1},
+        {"start": "2026-11-30T23:00:00Z", "end": "2026-12-01T23:00:00Z", "value": 4},
+    ]
+
+
+def test_usage_series__hour_granularity__each_event_in_its_utc_hour(
+    metered: httpx.Client,
+) -> None:
+    track(metered, call(2, timestamp="2026-11-22T08:59:59Z"))
+    track(
+        metered,
+        {
+            "events": [
+                call(3, timestamp="2026-11-22T09:00:00Z"),
+                call(4, timestamp="2026-11-22T09:30:00Z"),
+            ]
+        },
+    )
+
+    series = get_json(
+        metered,
+        "/v1/companies/acme/usage/api_calls",
+        **{"from": "2026-11-22T08:00:00Z", "to": "2026-11-22T10:00:00Z", "granularity": "hour"},
+    )
+
+    assert (series["granularity"], series["timezone"]) == ("hour", "UTC")
+    assert [(p["start"], p["value"]) for p in series["data"]] == [
+        ("2026-11-22T08:00:00Z", 2),
+        ("2026-11-22T09:00:00Z", 7),
+    ]
+
+
+def test_company_usage__unknown_company__404_company_not_found(metered: httpx.Client) -> None:
+    response = metered.get("/v1/companies/nobody/usage")
+
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "company_not_found"
+    assert metered.get("/v1/companies/nobody").status_code == 404
+
+
 # Companies and users
 
 
@@ -492,6 +579,24 @@ def test_post_identify__then_track_in_one_batch__company_named_and_usage_counted
     assert reply == {"accepted": 2, "duplicates": 0}
     assert get_json(metered, "/v1/companies/acme")["name"] == "Acme"
     assert used(metered) == 3
+
+
+def test_post_identify__retried_with_its_idempotency_key__not_applied_again(
+    metered: httpx.Client,
+) -> None:
+    first = {
+        "type": "identify",
+        "company": {"key": "acme", "name": "Acme"},
+        "idempotency_key": "i1",
+    }
+    track(metered, first)
+    track(metered, {"type": "identify", "company": {"key": "acme", "name": "Acme Inc."}})
+
+    retried = track(metered, first)
+
+    assert retried == {"accepted": 0, "duplicates": 1}
+    assert get_json(metered, "/v1/companies/acme")["name"] == "Acme Inc."
+    assert len(events(metered)) == 2
 
 
 # Reading events
@@ -723,6 +828,27 @@ def test_set_metric__next_month__gauge_does_not_reset(
     ]
 
 
+def test_usage_series__gauge__carries_the_last_value_into_later_days(
+    gauge: httpx.Client,
+) -> None:
+    set_metric(gauge, key="seats", value=1, time="2026-11-10T12:00:00Z")
+    set_metric(gauge, key="seats", value=3, time="2026-11-20T12:00:00Z")
+    set_metric(gauge, key="seats", value=7, time="2026-11-22T08:00:00Z")
+
+    series = get_json(
+        gauge,
+        "/v1/companies/acme/usage/seats",
+        **{"from": "2026-11-19T00:00:00Z", "to": "2026-11-23T00:00:00Z", "granularity": "day"},
+    )
+
+    assert [(p["start"], p["value"]) for p in series["data"]] == [
+        ("2026-11-19T00:00:00Z", 1),
+        ("2026-11-20T00:00:00Z", 3),
+        ("2026-11-21T00:00:00Z", 3),
+        ("2026-11-22T00:00:00Z", 7),
+    ]
+
+
 def test_set_metric__time_out_of_range__400_names_time(gauge: httpx.Client) -> None:
     response = gauge.post(
         "/v1/metrics/set",
@@ -788,6 +914,20 @@ def test_kickplan_set_metric__missing_field__400_in_kickplan_shape(
         "type": "invalid_input",
         "errors": [{"field": field, "message": "is required", "type": "invalid"}],
     }
+    assert events(gauge) == []
+
+
+def test_kickplan_set_metric__time_out_of_range__400_in_kickplan_shape_on_time(
+    gauge: httpx.Client,
+) -> None:
+    body = {"key": "seats", "value": 5, "account_key": "acme", "time": "2026-11-24T10:00:00Z"}
+
+    response = gauge.post("/api/metrics/set", json=body)
+
+    assert response.status_code == 400
+    reply = response.json()
+    assert (reply["message"], reply["type"]) == ("Invalid input", "invalid_input")
+    assert [(e["field"], e["type"]) for e in reply["errors"]] == [("time", "invalid")]
     assert events(gauge) == []
 
 
@@ -857,7 +997,9 @@ def test_post_event__single_timestamp_ahead__400_param_timestamp(metered: httpx.
     ("body", "param"),
     [
         pytest.param(call(1, type="page"), "type", id="single"),
-        pytest.param({"events": [call(1), call(1), call(1, type="alias")]}, "events.2.type", id="batch"),
+        pytest.param(
+            {"events": [call(1), call(1), call(1, type="alias")]}, "events.2.type", id="batch"
+        ),
         pytest.param({"events": [call(1, type=None)]}, "events.0.type", id="null_in_a_batch"),
     ],
 )
@@ -884,5 +1026,8 @@ def test_post_events__publishable_key__403_and_nothing_stored(
     error = error_of(response)
     assert (error["type"], error["code"]) == ("permission", "secret_key_required")
     assert events(metered) == []
-    assert browser.post("/v1/metrics/set", json={"key": "x", "company": "a", "value": 1}).status_code == 403
+    assert (
+        browser.post("/v1/metrics/set", json={"key": "x", "company": "a", "value": 1}).status_code
+        == 403
+    )
     assert browser.get("/v1/events").status_code == 403

@@ -67,10 +67,27 @@ def case(
 CASES = [
     # Not JSON, or not the shape of an event
     case("not_json", raw=b"event=api_call&company=acme", code="invalid_json", param=None),
-    case("truncated_json", raw=b'{"event": "api_call", "company": ', code="invalid_json", param=None),
-    case("nan_literal", raw=b'{"event": "e", "company": "acme", "quantity": NaN}', code="invalid_json", param=None),
-    case("number_1e400", raw=b'{"event": "e", "company": "acme", "quantity": 1e400}', code="invalid_json", param=None),
-    case("invalid_utf8", raw=b'{"event": "e", "company": "\xff\xfe"}', code="invalid_json", param=None),
+    case(
+        "truncated_json", raw=b'{"event": "api_call", "company": ', code="invalid_json", param=None
+    ),
+    case(
+        "nan_literal",
+        raw=b'{"event": "e", "company": "acme", "quantity": NaN}',
+        code="invalid_json",
+        param=None,
+    ),
+    case(
+        "number_1e400",
+        raw=b'{"event": "e", "company": "acme", "quantity": 1e400}',
+        code="invalid_json",
+        param=None,
+    ),
+    case(
+        "invalid_utf8",
+        raw=b'{"event": "e", "company": "\xff\xfe"}',
+        code="invalid_json",
+        param=None,
+    ),
     case(
         "form_content_type",
         raw=b"event=api_call&company=acme",
@@ -108,12 +125,16 @@ CASES = [
     case("event_trailing_newline", track(event="api_call\n"), param="event"),
     case("event_with_space", track(event="api call"), param="event"),
     case("event_256_characters", track(event="e" * 256), param="event"),
-    case("idempotency_key_256_characters", track(idempotency_key="k" * 256), param="idempotency_key"),
+    case(
+        "idempotency_key_256_characters", track(idempotency_key="k" * 256), param="idempotency_key"
+    ),
     case("idempotency_key_number", track(idempotency_key=7), param="idempotency_key"),
     # Properties
     case("properties_a_list", track(properties=[1, 2]), param="properties"),
     case("properties_a_string", track(properties="{}"), param="properties"),
-    case("properties_51_keys", track(properties={f"k{i}": i for i in range(51)}), param="properties"),
+    case(
+        "properties_51_keys", track(properties={f"k{i}": i for i in range(51)}), param="properties"
+    ),
     case("properties_nested_7_deep", track(properties=nested(7)), param="properties"),
     case("properties_over_16_kb", track(properties={"blob": "x" * 17_000}), param="properties"),
     case("properties_with_nul", track(properties={"a": "b\x00"}), param="properties"),
@@ -144,13 +165,23 @@ CASES = [
     case("batch_item_a_string", batch(track(), "api_call"), param="events.1"),
     case("batch_item_null", batch(None, track()), param="events.0"),
     case("batch_item_a_nested_batch", batch({"events": [track()]}), param="events.0.event"),
-    case("batch_last_quantity_bad", batch(*[track()] * 999, track(quantity="x")), param="events.999.quantity"),
+    case(
+        "batch_last_quantity_bad",
+        batch(*[track()] * 999, track(quantity="x")),
+        param="events.999.quantity",
+    ),
     # Identify
     case("identify_neither_company_nor_user", {"type": "identify"}, param="body"),
     case("identify_both_null", {"type": "identify", "company": None, "user": None}, param="body"),
-    case("identify_in_a_batch_with_neither", batch(track(), {"type": "identify"}), param="events.1"),
+    case(
+        "identify_in_a_batch_with_neither", batch(track(), {"type": "identify"}), param="events.1"
+    ),
     case("identify_company_a_string", {"type": "identify", "company": "acme"}, param="company"),
-    case("identify_company_without_key", {"type": "identify", "company": {"name": "Acme"}}, param="company.key"),
+    case(
+        "identify_company_without_key",
+        {"type": "identify", "company": {"name": "Acme"}},
+        param="company.key",
+    ),
     case(
         "identify_trait_an_object",
         {"type": "identify", "user": {"key": "u1", "traits": {"a": {"b": 1}}}},

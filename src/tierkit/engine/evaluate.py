@@ -9,7 +9,7 @@ meets usage, which callers pass in as data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
@@ -179,11 +179,42 @@ def _combine(
     )
 
 
+class _CurrentUsage(Mapping[str, float]):
+    """A company's usage as rules read it: each feature's value in its current window (0 when
+    it was counted over an earlier one), worked out only for the features a rule asks about."""
+
+    def __init__(self, catalog: Catalog, company: CompanyState, now: datetime) -> None:
+        self._catalog = catalog
+        self._company = company
+        self._now = now
+
+    def __getitem__(self, key: str) -> float:
+        if key not in self._company.usage:
+            raise KeyError(key)
+        feature = self._catalog.features.get(key)
+        if feature is None or key not in self._company.usage_windows:
+            return float(self._company.usage[key])
+        granted, _ = _granted(self._catalog, feature, self._company, self._now)
+        entitlement = granted.entitlement if granted else Entitlement(key)
+        return _used(
+            feature, self._company, usage_window(feature, entitlement, self._company, self._now)
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._company.usage)
+
+    def __len__(self) -> int:
+        return len(self._company.usage)
+
+
 def _subject(
+    catalog: Catalog,
     company: CompanyState,
     user: UserState | None,
     context: Mapping[str, Scalar],
+    *,
     plans: Sequence[Plan],
+    now: datetime,
 ) -> Subject:
     return Subject(
         company_key=company.key,
@@ -191,7 +222,7 @@ def _subject(
         user_key=user.key if user else None,
         user_traits={**(user.traits if user else {}), **context},
         plans=frozenset(plan.key for plan in plans),
-        usage=company.usage,
+        usage=_CurrentUsage(catalog, company, now),
         credits=company.credits,
     )
 
@@ -238,7 +269,7 @@ def _entitled(
     granted, held = _granted(catalog, feature, company, now)
     if granted is not None:
         return granted
-    subject = _subject(company, user, context, [plan for plan, _ in held])
+    subject = _subject(catalog, company, user, context, plans=[plan for plan, _ in held], now=now)
     rule = first_matching_rule(catalog.rules.get(feature.key, ()), feature.key, subject)
     if rule is not None:
         entitlement = Entitlement(feature.key, value=rule.value, unlimited=rule.unlimited)

@@ -39,6 +39,7 @@ class KeyedCache(Generic[K, V]):
     def __init__(self, max_size: int, max_age: float) -> None:
         self._values: OrderedDict[K, tuple[V, float]] = OrderedDict()
         self._generations: dict[K, int] = {}
+        self._epoch = 0  # moves on when every entry is dropped at once
         self._lock = threading.Lock()
         self._max_size = max_size
         self._max_age = max_age
@@ -47,10 +48,10 @@ class KeyedCache(Generic[K, V]):
         value = self.peek(key)
         if value is not None:
             return value
-        generation = self._generations.get(key, 0)
+        generation = self._generations.get(key, 0), self._epoch
         value = build()
         with self._lock:
-            if self._generations.get(key, 0) == generation:
+            if (self._generations.get(key, 0), self._epoch) == generation:
                 self._values[key] = (value, time.monotonic() + self._max_age)
                 if len(self._values) > self._max_size:
                     self._values.popitem(last=False)
@@ -67,6 +68,13 @@ class KeyedCache(Generic[K, V]):
         with self._lock:
             self._generations[key] = self._generations.get(key, 0) + 1
             self._values.pop(key, None)
+
+    def invalidate_where(self, stale: Callable[[K], bool]) -> None:
+        """Drop every entry whose key is `stale` (and what is being built meanwhile)."""
+        with self._lock:
+            self._epoch += 1
+            for key in [key for key in self._values if stale(key)]:
+                del self._values[key]
 
 
 class CatalogCache:

@@ -58,6 +58,12 @@ class CheckService:
         )
         self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(_STATES_KEPT, max_age)
 
+    def catalog_changed(self, environment_id: str) -> None:
+        """A catalog write can move a company's usage window (a plan's period, a feature's
+        meter): its cached company states go with its catalog."""
+        self._catalogs.invalidate(environment_id)
+        self._companies.invalidate_where(lambda key: key[0] == environment_id)
+
     def company_changed(self, environment_id: str, key: str) -> None:
         self._companies.invalidate((environment_id, key))
 
