@@ -5,6 +5,7 @@ idempotency, late events, identify), `GET /v1/events`, gauges (`/v1/metrics/set`
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,6 +184,91 @@ def test_post_events__batch_of_1001__400_on_events_and_nothing_stored(
     assert [detail["param"] for detail in error["details"]] == ["events"]
     assert events(metered) == []
     assert metered.get("/v1/companies/acme").status_code == 404
+
+
+METERS = {
+    "calls_count": {"aggregation": "count"},
+    "calls_sum": {"aggregation": "sum"},
+    "tokens_sum": {"aggregation": "sum", "property": "tokens"},
+    "calls_max": {"aggregation": "max"},
+    "tokens_max": {"aggregation": "max", "property": "tokens"},
+    "users_unique": {"aggregation": "unique_count", "property": "user_id"},
+}
+BEFORE_FIRST_READ = [
+    call(5, properties={"tokens": 10, "user_id": "u1"}),
+    call(-3, properties={"tokens": 2.5, "user_id": "u2"}),
+    call(1, properties={"tokens": "many", "user_id": 7}),
+    call(2),
+]
+AFTER_FIRST_READ = [
+    call(4, properties={"tokens": 1, "user_id": "u1"}),
+    call(9, properties={"tokens": True, "user_id": "7"}),
+    call(0.5, properties={"user_id": "u3"}),
+]
+
+
+def used_by_feature(client: httpx.Client, company: str) -> dict[str, Any]:
+    usage = get_json(client, f"/v1/companies/{company}/usage")["data"]
+    return {item["feature"]: item["used"] for item in usage}
+
+
+def test_post_events__every_aggregation__counters_equal_a_recount_from_raw_events(
+    api: httpx.Client, clock: SettableClock
+) -> None:
+    clock.now = NOW
+    for key, meter in METERS.items():
+        create_feature(api, key, "metered", meter={"event": "api_call", **meter})
+    create_plan(api, "free", [{"feature": key, "value": 1000} for key in METERS], is_default=True)
+
+    # `folded` reads before the second batch (its counters then take events one batch at a
+    # time); `recounted` reads only after both (its counters are built from the raw events).
+    track(api, {"events": [e | {"company": "folded"} for e in BEFORE_FIRST_READ]})
+    used_by_feature(api, "folded")
+    track(api, {"events": [e | {"company": "folded"} for e in AFTER_FIRST_READ]})
+    events_of_both = BEFORE_FIRST_READ + AFTER_FIRST_READ
+    track(api, {"events": [e | {"company": "recounted"} for e in events_of_both]})
+
+    expected = {
+        "calls_count": 7,
+        "calls_sum": 18.5,
+        "tokens_sum": 13.5,
+        "calls_max": 9,
+        "tokens_max": 10,
+        "users_unique": 5,
+    }
+    assert used_by_feature(api, "folded") == expected
+    assert used_by_feature(api, "recounted") == expected
+
+
+def test_post_events__max_of_only_negative_quantities__usage_is_0(metered: httpx.Client) -> None:
+    create_feature(metered, "peak", "metered", meter={"event": "load", "aggregation": "max"})
+    track(metered, {"event": "load", "company": "acme", "quantity": -4})
+    before = used(metered, feature="peak")
+
+    track(metered, {"event": "load", "company": "acme", "quantity": -1})
+
+    assert (before, used(metered, feature="peak")) == (0, 0)
+
+
+def test_post_events__concurrent_batches_with_overlapping_keys__each_key_counted_once(
+    metered: httpx.Client,
+) -> None:
+    used(metered, "acme")  # reads 0 (the company does not exist yet)
+    track(metered, call(1, idempotency_key="seed"))
+    assert used(metered) == 1  # the counter exists: the batches below fold into it
+
+    def post(worker: int) -> dict[str, Any]:
+        keys = [f"k{(worker * 5 + i) % 40}" for i in range(20)]
+        return track(metered, {"events": [call(1, idempotency_key=key) for key in keys]})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(post, range(8)))
+
+    assert sum(reply["accepted"] for reply in replies) == 40
+    assert sum(reply["accepted"] + reply["duplicates"] for reply in replies) == 160
+    assert used(metered) == 41
+    assert used_by_feature(metered, "acme") == {"api_calls": 41}
+    assert len(events(metered)) == 41
 
 
 # Idempotency
@@ -366,6 +452,18 @@ def test_post_event__late_event_of_a_closed_month__counts_in_its_own_period_not_
             {"start": "2026-12-02T00:00:00Z", "end": "2026-12-03T00:00:00Z", "value": 2},
         ],
     }
+
+
+def test_post_events__batch_spanning_two_months__each_event_counts_in_its_own_month(
+    metered: httpx.Client, clock: SettableClock
+) -> None:
+    clock.now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    track(metered, call(2))
+    assert used(metered) == 2  # the December counter exists before the batch arrives
+
+    track(metered, {"events": [call(5, timestamp="2026-11-30T23:00:00Z"), call(3)]})
+
+    assert used(metered) == 5
 
 
 def test_post_event__late_event_of_last_month__counted_when_that_month_is_read(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -145,16 +146,84 @@ def _row_values(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    seq: int
+    type: str
+    event: str | None
+    company_id: str | None
+    properties: Mapping[str, Any]
+    quantity: float
+    timestamp: datetime
+
+
 _RETURNED = (
     EventRow.seq,
     EventRow.type,
     EventRow.event,
     EventRow.company_id,
-    EventRow.user_key,
-    EventRow.quantity,
     EventRow.properties,
+    EventRow.quantity,
     EventRow.timestamp,
 )
+
+# PostgreSQL: the batch as one array per column, so the statement stays short (a multi-row
+# VALUES of 11,000 parameters costs the driver more to prepare than the database to run).
+_POSTGRES_INSERT = """
+INSERT INTO events (environment_id, type, event, company_id, user_key, quantity, properties,
+                    "timestamp", received_at, idempotency_key)
+SELECT e, t, n, c, u, q, p::jsonb, ts, r, k
+FROM unnest(%(e)b::varchar[], %(t)b::varchar[], %(n)b::varchar[], %(c)b::varchar[],
+            %(u)b::varchar[], %(q)b::float8[], %(p)b::text[], %(ts)b::timestamp[],
+            %(r)b::timestamp[], %(k)b::varchar[]) AS batch(e, t, n, c, u, q, p, ts, r, k)
+ON CONFLICT (environment_id, idempotency_key) DO NOTHING
+RETURNING seq, type, event, company_id, properties::text, quantity, "timestamp"
+"""
+_COLUMNS = {
+    "e": "environment_id",
+    "t": "type",
+    "n": "event",
+    "c": "company_id",
+    "u": "user_key",
+    "q": "quantity",
+    "ts": "timestamp",
+    "r": "received_at",
+    "k": "idempotency_key",
+}
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored]:
+    """Insert rows, skipping those whose idempotency key is stored; the rows stored."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        statement = insert_ignoring_conflicts(
+            session, EventRow, ["environment_id", "idempotency_key"]
+        ).returning(*_RETURNED)
+        return [_Stored(*row) for row in session.execute(statement, rows).all()]
+    arrays: dict[str, list[Any]] = {
+        short: [r[name] for r in rows] for short, name in _COLUMNS.items()
+    }
+    arrays["ts"] = [_naive_utc(moment) for moment in arrays["ts"]]
+    arrays["r"] = [_naive_utc(moment) for moment in arrays["r"]]
+    arrays["p"] = [orjson.dumps(r["properties"]).decode() for r in rows]
+    # Binary parameters (`%(name)b`): arrays go without escaping each element as text.
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_POSTGRES_INSERT, arrays)
+        returned = cursor.fetchall()
+    finally:
+        cursor.close()
+    return [
+        _Stored(
+            seq, kind, event, company, orjson.loads(properties), quantity, at.replace(tzinfo=UTC)
+        )
+        for seq, kind, event, company, properties, quantity, at in returned
+    ]
 
 
 def store_events(
@@ -164,11 +233,8 @@ def store_events(
     counters and identities. Returns how many were stored and the company keys touched."""
     company_keys = sorted({e.company for e in events if e.company})
     company_ids = ensure_companies(session, environment_id, company_keys, now)
-    statement = insert_ignoring_conflicts(
-        session, EventRow, ["environment_id", "idempotency_key"]
-    ).returning(*_RETURNED)
     rows = [_row_values(environment_id, e, company_ids, now) for e in events]
-    stored = session.execute(statement, rows).all()
+    stored = _insert_events(session, rows)
     usage = []
     for row in stored:
         if row.type == "identify":
