@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, null, select
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, Meter
-from tierkit.engine.meters import MeterEvent, aggregate, combine, latest_key, reading
+from tierkit.engine.meters import MeterEvent, combine, latest_key, reading
 from tierkit.server.db.tables import EventRow, UsageCounterRow, UsageUniqueRow
 from tierkit.server.db.upserts import insert_ignoring_conflicts
 
@@ -99,45 +99,60 @@ def read_counters(
     return found, [spec for spec in wanted.values() if spec not in found]
 
 
-def _window_events(session: Session, company_id: str, spec: CounterSpec) -> Sequence[EventRow]:
-    start, end = spec.bounds
-    return session.scalars(
-        select(EventRow).where(
-            EventRow.company_id == company_id,
-            EventRow.event == spec.meter.event,
-            EventRow.timestamp >= start,
-            EventRow.timestamp < end,
-            EventRow.type.in_(USAGE_EVENT_TYPES),
-        )
-    ).all()
-
-
 def to_meter_event(row: EventRow) -> MeterEvent:
     return MeterEvent(row.timestamp, row.quantity, row.properties, row.seq)
 
 
-_SQL_AGGREGATES: dict[Aggregation, ColumnElement[Any]] = {
-    Aggregation.COUNT: func.count(),
-    Aggregation.SUM: func.coalesce(func.sum(EventRow.quantity), 0.0),
-    Aggregation.MAX: func.max(EventRow.quantity),
-}
+def _reading(session: Session, meter: Meter) -> ColumnElement[Any]:
+    """Each event's reading as SQL, as the engine's `reading` takes it for `sum`, `max` and
+    `latest`: the property when it is a JSON number (null otherwise), else the quantity."""
+    if meter.property is None:
+        return EventRow.__table__.c.quantity
+    if session.get_bind().dialect.name == "postgresql":
+        field = EventRow.properties[meter.property]
+        number = field.as_float()
+        return case((func.jsonb_typeof(field) == "number", number), else_=null())
+    path = f'$."{meter.property}"'  # event names and properties hold no quotes
+    kind = func.json_type(EventRow.properties, path)
+    return case((kind.in_(("integer", "real")), func.json_extract(EventRow.properties, path)))
 
 
-def _recount_in_sql(session: Session, company_id: str, spec: CounterSpec) -> float:
-    """`count`, and `sum`/`max` of `quantity`, computed by the database."""
+def _in_window(company_id: str, spec: CounterSpec) -> tuple[ColumnElement[bool], ...]:
     start, end = spec.bounds
-    value = session.scalar(
-        select(_SQL_AGGREGATES[spec.meter.aggregation]).where(
-            EventRow.company_id == company_id,
-            EventRow.event == spec.meter.event,
-            EventRow.timestamp >= start,
-            EventRow.timestamp < end,
-            EventRow.type.in_(USAGE_EVENT_TYPES),
-        )
+    return (
+        EventRow.company_id == company_id,
+        EventRow.event == spec.meter.event,
+        EventRow.timestamp >= start,
+        EventRow.timestamp < end,
+        EventRow.type.in_(USAGE_EVENT_TYPES),
     )
-    number = float(value or 0.0)
+
+
+def _recount_in_sql(
+    session: Session, company_id: str, spec: CounterSpec, row: UsageCounterRow
+) -> None:
+    """Count the window in the database: one aggregate query, however many events."""
+    aggregation = spec.meter.aggregation
+    where = _in_window(company_id, spec)
+    value = _reading(session, spec.meter)
+    if aggregation is Aggregation.LATEST:
+        last = session.execute(
+            select(value, EventRow.timestamp, EventRow.seq)
+            .where(*where, value.is_not(None))
+            .order_by(EventRow.timestamp.desc(), EventRow.seq.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            row.value, row.latest_at, row.latest_seq = float(last[0]), last[1], last[2]
+        return
+    aggregate_of = {
+        Aggregation.COUNT: func.count(),
+        Aggregation.SUM: func.sum(value),
+        Aggregation.MAX: func.max(value),
+    }
+    number = float(session.scalar(select(aggregate_of[aggregation]).where(*where)) or 0.0)
     # `max` starts from 0, as the engine's does: usage is never negative.
-    return max(number, 0.0) if spec.meter.aggregation is Aggregation.MAX else number
+    row.value = max(number, 0.0) if aggregation is Aggregation.MAX else number
 
 
 def _create_counter(session: Session, company_id: str, spec: CounterSpec) -> UsageCounterRow:
@@ -152,26 +167,24 @@ def _create_counter(session: Session, company_id: str, spec: CounterSpec) -> Usa
         period_end=end,
         value=0.0,
     )
-    if meter.property is None and meter.aggregation in _SQL_AGGREGATES:
-        row.value = _recount_in_sql(session, company_id, spec)
+    if meter.aggregation is not Aggregation.UNIQUE_COUNT:
+        _recount_in_sql(session, company_id, spec, row)
         session.add(row)
         session.flush()
         return row
-    events = [to_meter_event(e) for e in _window_events(session, company_id, spec)]
-    row.value = aggregate(meter, events)
-    if meter.aggregation is Aggregation.LATEST:
-        read = [e for e in events if reading(meter, e) is not None]
-        if read:
-            row.latest_at, row.latest_seq = latest_key(max(read, key=latest_key))
+    # Distinct values are kept (hashed) so later events can tell which ones are new.
+    rows = session.scalars(select(EventRow).where(*_in_window(company_id, spec))).all()
+    hashes = {
+        value_hash(str(r)) for e in rows if (r := reading(meter, to_meter_event(e))) is not None
+    }
+    row.value = float(len(hashes))
     session.add(row)
     session.flush()
-    if meter.aggregation is Aggregation.UNIQUE_COUNT:
-        hashes = {value_hash(str(r)) for e in events if (r := reading(meter, e)) is not None}
-        if hashes:
-            session.execute(
-                insert_ignoring_conflicts(session, UsageUniqueRow, ["counter_id", "value_hash"]),
-                [{"counter_id": row.id, "value_hash": h} for h in sorted(hashes)],
-            )
+    if hashes:
+        session.execute(
+            insert_ignoring_conflicts(session, UsageUniqueRow, ["counter_id", "value_hash"]),
+            [{"counter_id": row.id, "value_hash": h} for h in sorted(hashes)],
+        )
     return row
 
 
