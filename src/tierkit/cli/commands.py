@@ -133,6 +133,12 @@ def dev(
     out.print("try:")
     out.print(f'  curl -s {base}/v1/plans -H "Authorization: Bearer {key}"')
     out.print(f'  curl -s {base}/v1/plans/pro/features -H "Authorization: Bearer {key}"')
+    out.print(f'  curl -s {base}/v1/companies/acme/usage -H "Authorization: Bearer {key}"')
+    out.print(
+        f'  curl -s -X POST {base}/v1/check -H "Authorization: Bearer {key}" '
+        "-H 'content-type: application/json' "
+        """-d '{"company": "initech", "feature": "api_calls", "quantity": 5, "consume": true}'"""
+    )
     out.print()
     _run_server(_settings(database_url, log_level), host, port, workers=1)
 

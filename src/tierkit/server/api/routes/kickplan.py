@@ -19,7 +19,7 @@ from tierkit.server.api.schemas.kickplan import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
-    MetricSet,
+    KickplanMetricSet,
     ResolvedFeature,
     ResolveRequest,
 )
@@ -104,7 +104,9 @@ async def kickplan_resolve_features(
 
 
 @router.post("/metrics/set", status_code=202, response_class=Response)
-def kickplan_set_metric(body: MetricSet, principal: SecretKey, services: ServicesDep) -> Response:
+def kickplan_set_metric(
+    body: KickplanMetricSet, principal: SecretKey, services: ServicesDep
+) -> Response:
     """Set a metric (a gauge such as seats) for an account: 202 with no body, as Kickplan.
     `key` is a `latest`-metered feature's key or its event name."""
     services.events.set_gauge(

@@ -124,7 +124,7 @@ def _number_or_numeric_text(value: object) -> object:
     return value
 
 
-class MetricSet(_KickplanBody):
+class KickplanMetricSet(_KickplanBody):
     """`POST /api/metrics/set`: a gauge value for an account."""
 
     key: EventName
