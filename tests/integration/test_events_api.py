@@ -240,6 +240,31 @@ def test_post_events__every_aggregation__counters_equal_a_recount_from_raw_event
     assert used_by_feature(api, "recounted") == expected
 
 
+def test_post_events__unique_count_of_7_and_7_0__one_distinct_number(
+    metered: httpx.Client,
+) -> None:
+    create_feature(
+        metered,
+        "active_users",
+        "metered",
+        meter={"event": "login", "aggregation": "unique_count", "property": "user_id"},
+    )
+    logins = [{"event": "login", "company": "acme", "properties": {"user_id": v}} for v in (7, 7.0)]
+
+    track(
+        metered,
+        {
+            "events": [
+                *logins,
+                {"event": "login", "company": "acme", "properties": {"user_id": "7"}},
+            ]
+        },
+    )
+
+    # JSON has one number type: 7 and 7.0 are one user; the string "7" is another value.
+    assert used(metered, feature="active_users") == 2
+
+
 def test_post_events__max_of_only_negative_quantities__usage_is_0(metered: httpx.Client) -> None:
     create_feature(metered, "peak", "metered", meter={"event": "load", "aggregation": "max"})
     track(metered, {"event": "load", "company": "acme", "quantity": -4})
@@ -627,7 +652,11 @@ def test_post_identify__again__merges_traits_removes_nulls_and_keeps_the_name(
         metered,
         {
             "type": "identify",
-            "company": {"key": "acme", "name": "Acme", "traits": {"tier": "gold", "seats": 5}},
+            "company": {
+                "key": "acme",
+                "name": "Acme",
+                "traits": {"tier": "gold", "seats": 5, "never": None},
+            },
             "user": {"key": "u1", "name": "Ada", "traits": {"role": "admin", "beta": True}},
         },
     )
@@ -757,6 +786,30 @@ def test_list_events__limit_2__walks_every_event_once_in_order(stored: httpx.Cli
 
     assert pages == [["e5", "e4"], ["e3", "e2"], ["e1"]]
     assert [e["idempotency_key"] for e in events(stored)] == ["e5", "e4", "e3", "e2", "e1"]
+
+
+def test_list_events__events_stored_between_pages__next_pages_neither_repeat_nor_show_them(
+    stored: httpx.Client,
+) -> None:
+    first = list_events(stored, limit=2)
+
+    track(stored, call(1, idempotency_key="late_comer"))
+    second = list_events(stored, limit=2, cursor=first["next_cursor"])
+
+    assert [e["idempotency_key"] for e in first["data"]] == ["e4", "e3"]
+    assert [e["idempotency_key"] for e in second["data"]] == ["e2", "e1"]
+    assert second["next_cursor"] is None
+
+
+def test_list_events__filters_with_pagination__cursor_keeps_the_filter(
+    stored: httpx.Client,
+) -> None:
+    first = list_events(stored, company="acme", limit=2)
+
+    second = list_events(stored, company="acme", limit=2, cursor=first["next_cursor"])
+
+    assert [e["idempotency_key"] for e in first["data"] + second["data"]] == ["e4", "e2", "e1"]
+    assert second["next_cursor"] is None
 
 
 def test_get_event__by_id__the_event_as_listed(stored: httpx.Client) -> None:
@@ -1026,6 +1079,20 @@ def test_kickplan_set_metric__time_out_of_range__400_in_kickplan_shape_on_time(
     reply = response.json()
     assert (reply["message"], reply["type"]) == ("Invalid input", "invalid_input")
     assert [(e["field"], e["type"]) for e in reply["errors"]] == [("time", "invalid")]
+    assert events(gauge) == []
+
+
+def test_kickplan_set_metric__publishable_key__403_in_kickplan_shape(
+    gauge: httpx.Client, make_client: ClientFactory
+) -> None:
+    browser = make_client(kind=KeyKind.PUBLISHABLE)
+
+    response = browser.post(
+        "/api/metrics/set", json={"key": "seats", "value": 1, "account_key": "acme"}
+    )
+
+    assert response.status_code == 403
+    assert (response.json()["type"], response.json()["errors"]) == ("forbidden", [])
     assert events(gauge) == []
 
 

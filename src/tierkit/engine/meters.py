@@ -1,9 +1,10 @@
 """Meters: how a metered feature's usage is aggregated from events.
 
 A reading is what one event contributes to a meter: `count` reads 1; `sum`, `max` and
-`latest` read the event's `property` (when the meter names one) or its `quantity`; `unique_count`
-reads the property's value as canonical JSON text. An event without a usable reading (the
-property missing, or not a number where one is needed) contributes nothing.
+`latest` read the event's `property` (when the meter names one) or its `quantity`;
+`unique_count` reads the property's value as canonical JSON text (7 and 7.0 alike). An event
+without a usable reading (the property missing, or not a number where one is needed)
+contributes nothing.
 
 `aggregate` recounts a meter over events from scratch; `combine` folds new readings into a
 running value. Both give the same answer in any order and any split of the events, which is
@@ -55,6 +56,8 @@ def _distinct_reading(meter: Meter, event: MeterEvent) -> str | None:
     value = event.properties.get(meter.property)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 7 and 7.0 are one number, as JSON means them
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from tierkit import __version__
-from tierkit.server.api.errors import install_error_handlers
+from tierkit.server.api.errors import BodySizeLimit, install_error_handlers
 from tierkit.server.api.routes import (
     checks,
     companies,
@@ -66,11 +66,11 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         description=_DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -10,7 +10,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tierkit.server.services.errors import (
     AuthenticationFailed,
@@ -230,12 +232,55 @@ async def _on_validation_error(request: Request, error: Exception) -> Response:
     return _respond(request, 400, "validation_failed", message, first.param, details)
 
 
+def _too_large(request: Request) -> str:
+    limit = request.app.state.settings.max_body_bytes
+    return (
+        f"The request body is over {limit:,} bytes, the most this server accepts "
+        "(TIERKIT_MAX_BODY_BYTES); send fewer events per batch."
+    )
+
+
+class BodySizeLimit:
+    """Request bodies over `max_bytes` get the 413 envelope: at once when `Content-Length`
+    says so, else as soon as a chunked body passes the limit while it is read. (Starlette's
+    own limit would answer in plain text, before any handler of ours runs.)"""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            request = Request(scope)
+            response = _respond(request, 413, "body_too_large", _too_large(request))
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 async def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)  # noqa: S101
     status = error.status_code
     code = _CODE_OF_STATUS.get(status, "http_error")
     if status == 404:
         message = "There is no such route; see /docs for the API."
+    elif status == 413:
+        message = _too_large(request)
     elif isinstance(error.detail, str) and error.detail != HTTPStatus(status).phrase:
         message = error.detail
     else:
