@@ -1196,3 +1196,16 @@ def test_post_events__publishable_key__403_and_nothing_stored(
         == 403
     )
     assert browser.get("/v1/events").status_code == 403
+
+
+def test_delete_company__its_events_and_usage_go_with_it_others_stay(
+    metered: httpx.Client,
+) -> None:
+    track(metered, {"events": [call(4), call(2, company="globex")]})
+
+    assert metered.delete("/v1/companies/acme").status_code == 204
+    track(metered, call(1))
+
+    assert [e["company"] for e in events(metered)] == ["acme", "globex"]
+    assert used(metered) == 1
+    assert used(metered, "globex") == 2

@@ -19,9 +19,11 @@ from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import (
     CompanyRow,
     CompanyTraitRow,
+    EventRow,
     PlanRow,
     SubscriptionRow,
 )
+from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import NotFound
@@ -174,6 +176,10 @@ class CompanyService:
 
     @changes_customer
     def delete_company(self, environment_id: str, key: str) -> None:
-        """Delete the company with its subscriptions, overrides and memberships."""
+        """Delete the company with its subscriptions, overrides, memberships, usage counters
+        and events (after any ingestion holding its lock has committed)."""
         with self._db.write() as session:
-            session.delete(find_company_row(session, environment_id, key))
+            row = find_company_row(session, environment_id, key)
+            lock_companies(session, [row.id])
+            session.execute(delete(EventRow).where(EventRow.company_id == row.id))
+            session.delete(row)

@@ -111,7 +111,9 @@ AnyEvent = Annotated[TrackEvent | IdentifyEvent, Field(discriminator="type")]
 class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    events: list[Any] = Field(
+        min_length=1, max_length=MAX_BATCH, description="Events (each validated as one)."
+    )
 
 
 EventsBody = TrackEvent | IdentifyEvent | EventBatch

@@ -52,18 +52,6 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.ForeignKeyConstraint(
-            ["company_id"],
-            ["companies.id"],
-            name=op.f("fk_events_company_id_companies"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["environment_id"],
-            ["environments.id"],
-            name=op.f("fk_events_environment_id_environments"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
         sa.UniqueConstraint(
             "environment_id",
