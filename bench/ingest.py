@@ -4,8 +4,8 @@ usage reads with 1,000 against 1,000,000 stored events.
 Usage: .venv/bin/python bench/ingest.py [--postgres URL] [--batches 100] [--clients 4]
 
 For each database (SQLite, and PostgreSQL when a URL is given): one uvicorn worker, batches of
-1000 track events with idempotency keys over 100 companies, sent by `--clients` concurrent
-clients; then the same rows inserted straight into the events table (COPY on PostgreSQL,
+1000 track events with idempotency keys over 100 companies whose usage counters exist (each
+event updates three), sent by `--clients` concurrent clients; then the same rows inserted straight into the events table (COPY on PostgreSQL,
 executemany on SQLite) as the ceiling. The ratio of the two is what to compare across machines.
 
 Then one company gets 1,000 events and another 1,000,000 (inserted raw), and a check and a
@@ -192,6 +192,11 @@ def run(name: str, database_url: str, batches: int, clients: int, port: int, big
     payloads = _batches("api", batches)
     with serve(APP, database_url, port) as url:
         _send(url, key, _batches("warm", 2), clients)
+        # Steady state: every company's counters exist (a check created them), so each event
+        # updates three counters, as in a running system.
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+            for index in range(COMPANIES):
+                client.post("/v1/check/bulk", json={"company": f"c{index}"}).raise_for_status()
         api_rate = _send(url, key, payloads, clients)
     database = Database(database_url)
     raw_events = [e for b in _batches("raw", batches) for e in orjson.loads(b)["events"]]

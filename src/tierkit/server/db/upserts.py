@@ -33,3 +33,19 @@ def lock_companies(session: Session, company_ids: Sequence[str]) -> None:
         .order_by(CompanyRow.id)
         .with_for_update()
     ).all()
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def execute_on_postgres(session: Session, sql: str, parameters: dict[str, Any]) -> list[Any]:
+    """Run `sql` on the session's psycopg connection, bypassing SQLAlchemy's statement cache,
+    for whole-batch statements over arrays (`%(name)b`: binary, no per-element escaping).
+    Returns the rows it returns, if any."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, parameters)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()

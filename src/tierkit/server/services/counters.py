@@ -17,15 +17,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, func, null, select
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, null, select, update
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, Meter
 from tierkit.engine.meters import MeterEvent, combine, latest_key, reading
 from tierkit.server.db.tables import EventRow, UsageCounterRow, UsageUniqueRow
-from tierkit.server.db.upserts import insert_ignoring_conflicts
+from tierkit.server.db.upserts import execute_on_postgres, insert_ignoring_conflicts, is_postgres
 
 ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
 ALL_TIME_END = datetime(9999, 12, 31, tzinfo=UTC)
@@ -67,10 +67,6 @@ def _identity(row: UsageCounterRow) -> tuple[str, str, str, datetime, datetime]:
     return row.event, row.aggregation, row.property, row.period_start, row.period_end
 
 
-def _meter(row: UsageCounterRow) -> Meter:
-    return Meter(row.event, Aggregation(row.aggregation), row.property or None)
-
-
 def value_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
@@ -108,7 +104,7 @@ def _reading(session: Session, meter: Meter) -> ColumnElement[Any]:
     `latest`: the property when it is a JSON number (null otherwise), else the quantity."""
     if meter.property is None:
         return EventRow.__table__.c.quantity
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         field = EventRow.properties[meter.property]
         number = field.as_float()
         return case((func.jsonb_typeof(field) == "number", number), else_=null())
@@ -200,6 +196,57 @@ def ensure_counters(
     return found
 
 
+@dataclass(slots=True)
+class _Kept:
+    """A counter as ingestion updates it (plain data: loading ORM objects cost more than the
+    update itself)."""
+
+    id: int
+    meter: Meter
+    start: datetime
+    end: datetime
+    value: float
+    latest_at: datetime | None
+    latest_seq: int | None
+    changed: bool = False
+
+
+_COUNTERS = cast(Table, UsageCounterRow.__table__)
+
+
+def _kept_counters(
+    session: Session, events: Sequence[StoredEvent], companies: set[str], names: set[str]
+) -> list[tuple[tuple[str, str], _Kept]]:
+    """The counters of these companies and events whose windows the events may fall in."""
+    c = _COUNTERS.c
+    rows = session.execute(
+        select(
+            c.id, c.company_id, c.event, c.aggregation, c.property, c.period_start,
+            c.period_end, c.value, c.latest_at, c.latest_seq,
+        ).where(
+            c.company_id.in_(companies),
+            c.event.in_(names),
+            c.period_end > min(stored.reading.timestamp for stored in events),
+            c.period_start <= max(stored.reading.timestamp for stored in events),
+        )
+    ).all()  # fmt: skip
+    return [
+        (
+            (row.company_id, row.event),
+            _Kept(
+                row.id,
+                Meter(row.event, Aggregation(row.aggregation), row.property or None),
+                row.period_start,
+                row.period_end,
+                row.value,
+                row.latest_at,
+                row.latest_seq,
+            ),
+        )
+        for row in rows
+    ]
+
+
 def apply_events(session: Session, events: Sequence[StoredEvent]) -> None:
     """Fold just-stored usage events into every existing counter that reads them. The caller
     holds the locks of the events' companies."""
@@ -208,55 +255,45 @@ def apply_events(session: Session, events: Sequence[StoredEvent]) -> None:
     groups: dict[tuple[str, str], list[MeterEvent]] = defaultdict(list)
     for stored in events:
         groups[(stored.company_id, stored.event)].append(stored.reading)
-    earliest = min(stored.reading.timestamp for stored in events)
-    latest = max(stored.reading.timestamp for stored in events)
-    rows = session.scalars(
-        select(UsageCounterRow).where(
-            UsageCounterRow.company_id.in_({company for company, _ in groups}),
-            UsageCounterRow.event.in_({event for _, event in groups}),
-            UsageCounterRow.period_end > earliest,
-            UsageCounterRow.period_start <= latest,
-        )
-    ).all()
+    companies = {company for company, _ in groups}
+    names = {event for _, event in groups}
     distinct: dict[int, set[str]] = {}
-    for row in rows:
-        group = groups.get((row.company_id, row.event))
-        if not group:
-            continue
-        meter = _meter(row)
+    changed = []
+    for group_key, counter in _kept_counters(session, events, companies, names):
         readings = [
             (event, value)
-            for event in group
-            if row.period_start <= event.timestamp < row.period_end
-            and (value := reading(meter, event)) is not None
+            for event in groups[group_key]
+            if counter.start <= event.timestamp < counter.end
+            and (value := reading(counter.meter, event)) is not None
         ]
         if readings:
-            _fold(row, meter, readings, distinct)
+            _fold(counter, readings, distinct)
+            changed.append(counter)
     if distinct:
-        _count_new_values(session, rows, distinct)
-    session.flush()
+        _count_new_values(session, changed, distinct)
+    _write_back(session, [counter for counter in changed if counter.changed])
 
 
 def _fold(
-    row: UsageCounterRow,
-    meter: Meter,
-    readings: list[tuple[MeterEvent, float | str]],
-    distinct: dict[int, set[str]],
+    counter: _Kept, readings: list[tuple[MeterEvent, float | str]], distinct: dict[int, set[str]]
 ) -> None:
-    if meter.aggregation is Aggregation.UNIQUE_COUNT:
-        distinct[row.id] = {value_hash(str(value)) for _, value in readings}
-    elif meter.aggregation is Aggregation.LATEST:
+    aggregation = counter.meter.aggregation
+    if aggregation is Aggregation.UNIQUE_COUNT:
+        distinct[counter.id] = {value_hash(str(value)) for _, value in readings}
+    elif aggregation is Aggregation.LATEST:
         event, value = max(readings, key=lambda item: latest_key(item[0]))
-        current = (row.latest_at, row.latest_seq or 0) if row.latest_at else None
+        current = (counter.latest_at, counter.latest_seq or 0) if counter.latest_at else None
         if current is None or latest_key(event) > current:
-            row.value = float(value)
-            row.latest_at, row.latest_seq = latest_key(event)
+            counter.value = float(value)
+            counter.latest_at, counter.latest_seq = latest_key(event)
+            counter.changed = True
     else:
-        row.value = combine(meter.aggregation, row.value, [value for _, value in readings])
+        counter.value = combine(aggregation, counter.value, [value for _, value in readings])
+        counter.changed = True
 
 
 def _count_new_values(
-    session: Session, rows: Sequence[UsageCounterRow], distinct: Mapping[int, set[str]]
+    session: Session, counters: Sequence[_Kept], distinct: Mapping[int, set[str]]
 ) -> None:
     statement = insert_ignoring_conflicts(
         session, UsageUniqueRow, ["counter_id", "value_hash"]
@@ -267,6 +304,46 @@ def _count_new_values(
         for h in sorted(hashes)
     ]
     added = Counter(session.execute(statement, parameters).scalars().all())
-    for row in rows:
-        if added[row.id]:
-            row.value += added[row.id]
+    for counter in counters:
+        if added[counter.id]:
+            counter.value += added[counter.id]
+            counter.changed = True
+
+
+# PostgreSQL: every changed counter in one statement over arrays.
+_POSTGRES_UPDATE = """
+UPDATE usage_counters AS c SET value = v.value, latest_at = v.at, latest_seq = v.seq
+FROM unnest(%(i)b::bigint[], %(v)b::float8[], %(a)b::timestamp[], %(s)b::bigint[])
+     AS v(id, value, at, seq)
+WHERE c.id = v.id
+"""
+
+
+def _write_back(session: Session, counters: Sequence[_Kept]) -> None:
+    if not counters:
+        return
+    if is_postgres(session):
+        execute_on_postgres(
+            session,
+            _POSTGRES_UPDATE,
+            {
+                "i": [k.id for k in counters],
+                "v": [k.value for k in counters],
+                "a": [k.latest_at.astimezone(UTC).replace(tzinfo=None) if k.latest_at else None
+                      for k in counters],
+                "s": [k.latest_seq for k in counters],
+            },
+        )  # fmt: skip
+        return
+    c = _COUNTERS.c
+    session.execute(
+        update(_COUNTERS)
+        .where(c.id == bindparam("counter"))
+        .values(
+            value=bindparam("new_value"), latest_at=bindparam("at"), latest_seq=bindparam("seq")
+        ),
+        [
+            {"counter": k.id, "new_value": k.value, "at": k.latest_at, "seq": k.latest_seq}
+            for k in counters
+        ],
+    )

@@ -19,7 +19,11 @@ from tierkit.engine.meters import MeterEvent
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EventRow
-from tierkit.server.db.upserts import insert_ignoring_conflicts
+from tierkit.server.db.upserts import (
+    execute_on_postgres,
+    insert_ignoring_conflicts,
+    is_postgres,
+)
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
@@ -202,7 +206,7 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored
     """Insert rows, skipping those whose idempotency key is stored; the rows stored."""
     if not rows:
         return []
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         statement = insert_ignoring_conflicts(
             session, EventRow, ["environment_id", "idempotency_key"]
         ).returning(*_RETURNED)
@@ -213,13 +217,7 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored
     arrays["ts"] = [_naive_utc(moment) for moment in arrays["ts"]]
     arrays["r"] = [_naive_utc(moment) for moment in arrays["r"]]
     arrays["p"] = [orjson.dumps(r["properties"]).decode() for r in rows]
-    # Binary parameters (`%(name)b`): arrays go without escaping each element as text.
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(_POSTGRES_INSERT, arrays)
-        returned = cursor.fetchall()
-    finally:
-        cursor.close()
+    returned = execute_on_postgres(session, _POSTGRES_INSERT, arrays)
     return [
         _Stored(
             seq, kind, event, company, orjson.loads(properties), quantity, at.replace(tzinfo=UTC)
