@@ -5,8 +5,9 @@ Usage: .venv/bin/python bench/ingest.py [--postgres URL] [--batches 100] [--clie
 
 For each database (SQLite, and PostgreSQL when a URL is given): one uvicorn worker, batches of
 1000 track events with idempotency keys over 100 companies whose usage counters exist (each
-event updates three), sent by `--clients` concurrent clients; then the same rows inserted straight into the events table (COPY on PostgreSQL,
-executemany on SQLite) as the ceiling. The ratio of the two is what to compare across machines.
+event updates three), sent by `--clients` concurrent clients. Then the same rows are inserted
+straight into the events table, and into a bare table of the same columns (COPY on PostgreSQL,
+executemany on SQLite), as ceilings. The ratios are what to compare across machines.
 
 Then one company gets 1,000 events and another 1,000,000 (inserted raw), and a check and a
 consume are timed for each with the server reading the company's state anew on every check
