@@ -140,6 +140,16 @@ class Entitlement:
     reset: Reset | None = None
     soft_limit: bool = False
     overage: Overage | None = None
+    credit: str | None = None
+    """A credit type each unit costs (`credit_cost` of it): the check needs the balance."""
+    credit_cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreditType:
+    key: str
+    name: str
+    unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

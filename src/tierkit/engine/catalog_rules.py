@@ -199,7 +199,31 @@ def check_entitlement(feature: Feature, entitlement: Entitlement, param: str) ->
                 problems.append(_metered_only(where, name, feature))
         if entitlement.soft_limit:
             problems.append(_metered_only(where, "soft_limit", feature))
+    problems += _check_credit_cost(entitlement, where)
     return problems
+
+
+def _check_credit_cost(entitlement: Entitlement, where: str) -> list[Problem]:
+    if entitlement.credit is None and entitlement.credit_cost is None:
+        return []
+    if entitlement.credit is None:
+        return [
+            Problem(
+                f"{where}credit",
+                "credit_required",
+                "`credit_cost` needs a `credit`: the credit type each unit costs.",
+            )
+        ]
+    cost = entitlement.credit_cost
+    if cost is None or not 0 < cost <= MAX_SAFE_NUMBER:
+        return [
+            Problem(
+                f"{where}credit_cost",
+                "invalid_credit_cost",
+                "A credit-priced entitlement needs a `credit_cost` above 0: what each unit costs.",
+            )
+        ]
+    return []
 
 
 def _metered_only(where: str, name: str, feature: Feature) -> Problem:

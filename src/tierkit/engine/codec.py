@@ -27,7 +27,15 @@ from tierkit.engine.catalog import (
     Visibility,
 )
 from tierkit.engine.customers import Override, Subscription
-from tierkit.engine.evaluate import Catalog, CompanyState, Decision, Reason, Usage, UserState
+from tierkit.engine.evaluate import (
+    Catalog,
+    CompanyState,
+    CreditUse,
+    Decision,
+    Reason,
+    Usage,
+    UserState,
+)
 from tierkit.engine.rules import (
     Condition,
     ConditionType,
@@ -83,6 +91,8 @@ def entitlement_from_json(data: Json, feature: str | None = None) -> Entitlement
         reset=Reset(data["reset"]) if data.get("reset") else None,
         soft_limit=bool(data.get("soft_limit", False)),
         overage=Overage(overage["price"], overage.get("per", 1)) if overage else None,
+        credit=data.get("credit"),
+        credit_cost=data.get("credit_cost"),
     )
 
 
@@ -255,7 +265,13 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
             "period_start": format_time(usage.period_start),
             "resets_at": format_time(usage.resets_at),
         },
-        "credits": None,
+        "credits": None
+        if decision.credits is None
+        else {
+            "credit": decision.credits.credit,
+            "balance": json_number(decision.credits.balance),
+            "cost": json_number(decision.credits.cost),
+        },
     }
 
 
@@ -283,5 +299,10 @@ def decision_from_json(data: Json) -> Decision:
             period=Period(usage["period"]),
             period_start=parse_time(usage.get("period_start")),
             resets_at=parse_time(usage.get("resets_at")),
+        ),
+        credits=None
+        if data.get("credits") is None
+        else CreditUse(
+            data["credits"]["credit"], data["credits"]["balance"], data["credits"]["cost"]
         ),
     )

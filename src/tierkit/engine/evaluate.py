@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from tierkit.engine.catalog import (
     Aggregation,
+    CreditType,
     Entitlement,
     Feature,
     FeatureType,
@@ -26,6 +27,7 @@ from tierkit.engine.catalog import (
     Reset,
     Scalar,
 )
+from tierkit.engine.credits import Grant, balances
 from tierkit.engine.customers import Override, Subscription, active_subscriptions
 from tierkit.engine.numbers import finite_number
 from tierkit.engine.periods import Unit, calendar_bounds, cycle_bounds
@@ -52,6 +54,7 @@ class Catalog:
     features: Mapping[str, Feature]
     plans: Mapping[str, Plan]
     rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
+    credits: Mapping[str, CreditType] = field(default_factory=dict)
 
     def default_plans(self) -> dict[str, Plan]:
         """The default base plan of each group."""
@@ -78,6 +81,9 @@ class CompanyState:
     counted over another window than the current one (the period has rolled over since it was
     read) is not this period's usage: the feature then reads 0."""
     credits: Mapping[str, float] = field(default_factory=dict)
+    """Balance per credit type, when the caller has no `grants` to work them out from."""
+    grants: tuple[Grant, ...] = ()
+    """Credit grants: the balance of a credit type at any instant follows from them."""
     timezone: tzinfo = UTC
     """Where calendar periods are cut (the company's `timezone` trait, resolved by the caller)."""
 
@@ -100,6 +106,15 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditUse:
+    """What a credit-priced check costs: `cost` of `credit`, against `balance`."""
+
+    credit: str
+    balance: float
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Everything of the check reply (API.md "Checks")."""
 
@@ -114,6 +129,7 @@ class Decision:
     rule: str | None = None
     override_expires_at: datetime | None = None
     usage: Usage | None = None
+    credits: CreditUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +167,14 @@ def _combine(
     """One entitlement from every plan that sets the feature (base plans first)."""
     base = next(((p, e, q) for p, e, q in offered if p.type is PlanType.BASE), None)
     first_plan, first, _ = base or offered[0]
+    # The credit price of the base plan's entitlement, else of the first plan that sets one.
+    priced = first if first.credit else next((e for _, e, _ in offered if e.credit), first)
     if feature.type is FeatureType.BOOLEAN:
         value: Scalar | None = any(e.value is True for _, e, _ in offered)
-        return Entitlement(feature.key, value=value), first_plan.key
+        combined = Entitlement(
+            feature.key, value=value, credit=priced.credit, credit_cost=priced.credit_cost
+        )
+        return combined, first_plan.key
     if feature.type is FeatureType.ENUM:
         add_ons = [(p, e) for p, e, _ in offered if p.type is PlanType.ADD_ON]
         plan, entitlement = add_ons[-1] if add_ons else (first_plan, first)
@@ -174,6 +195,8 @@ def _combine(
             reset=first.reset,
             soft_limit=first.soft_limit,
             overage=first.overage,
+            credit=priced.credit,
+            credit_cost=priced.credit_cost,
         ),
         first_plan.key,
     )
@@ -223,7 +246,7 @@ def _subject(
         user_traits={**(user.traits if user else {}), **context},
         plans=frozenset(plan.key for plan in plans),
         usage=_CurrentUsage(catalog, company, now),
-        credits=company.credits,
+        credits=credit_balances(company, now),
     )
 
 
@@ -329,6 +352,11 @@ def _used(feature: Feature, company: CompanyState, window: Window) -> float:
     return float(company.usage.get(feature.key, 0)) if counted_over == window else 0.0
 
 
+def credit_balances(company: CompanyState, now: datetime) -> Mapping[str, float]:
+    """The company's balance per credit type at `now`."""
+    return balances(company.grants, now) if company.grants else company.credits
+
+
 def _left_and_over(used: float, limit: float | None) -> tuple[float | None, float]:
     """What remains under the limit and what is past it (none of either when unlimited)."""
     if limit is None:
@@ -385,6 +413,13 @@ def evaluate(
             reason = Reason.LIMIT_EXCEEDED
     else:
         allowed = _allowed(feature, entitlement, quantity)
+    credits = None
+    if entitlement.credit is not None:
+        cost = quantity * (entitlement.credit_cost or 0.0)
+        balance = credit_balances(company, now).get(entitlement.credit, 0)
+        credits = CreditUse(entitlement.credit, float(balance), cost)
+        if allowed and credits.balance < cost:
+            allowed, reason = False, Reason.INSUFFICIENT_CREDITS
     return Decision(
         feature=feature.key,
         company=company.key,
@@ -397,6 +432,7 @@ def evaluate(
         rule=entitled.rule,
         override_expires_at=entitled.override_expires_at,
         usage=usage,
+        credits=credits,
     )
 
 
@@ -419,11 +455,14 @@ def evaluate_all(
 
 
 def after_consuming(decision: Decision, quantity: float) -> Decision:
-    """The decision as it reads once `quantity` more units are recorded (the reply of a
-    consume that was allowed)."""
+    """The decision as it reads once `quantity` more units are recorded and their credits
+    debited (the reply of a consume that was allowed)."""
     usage = decision.usage
-    if usage is None:
-        return decision
-    used = usage.used + quantity
-    remaining, overage = _left_and_over(used, usage.limit)
-    return replace(decision, usage=replace(usage, used=used, remaining=remaining, overage=overage))
+    if usage is not None:
+        used = usage.used + quantity
+        remaining, overage = _left_and_over(used, usage.limit)
+        usage = replace(usage, used=used, remaining=remaining, overage=overage)
+    credits = decision.credits
+    if credits is not None:
+        credits = replace(credits, balance=credits.balance - credits.cost)
+    return replace(decision, usage=usage, credits=credits)

@@ -16,6 +16,7 @@ from tierkit.server.api.errors import BodySizeLimit, install_error_handlers
 from tierkit.server.api.routes import (
     checks,
     companies,
+    credits,
     environment,
     features,
     health,
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         kickplan.router,
         checks.router,
         usage.router,
+        credits.router,
         ofrep.router,
     )
     for router in routers:

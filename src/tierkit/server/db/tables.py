@@ -150,6 +150,9 @@ class EntitlementRow(Base):
     soft_limit: Mapped[bool] = mapped_column(Boolean)
     overage_price: Mapped[int | None] = mapped_column(BigInteger)
     overage_per: Mapped[int | None] = mapped_column(BigInteger)
+    credit: Mapped[str | None] = mapped_column(String(64))
+    """The key of the credit type each unit costs (checked against `credit_types` on write)."""
+    credit_cost: Mapped[float | None] = mapped_column(Float(precision=53))
 
     feature: Mapped[FeatureRow] = relationship(lazy="joined")
 
@@ -336,3 +339,60 @@ class UsageUniqueRow(Base):
         ForeignKey("usage_counters.id", ondelete="CASCADE"), primary_key=True
     )
     value_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class CreditTypeRow(Base):
+    __tablename__ = "credit_types"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class CreditGrantRow(Base):
+    """A grant of credits to a company. `remaining` is what debits have left of it; the ledger
+    holds every change."""
+
+    __tablename__ = "credit_grants"
+    __table_args__ = (Index("ix_credit_grants_company_credit", "company_id", "credit_type_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    # RESTRICT: a credit type with grants cannot be deleted.
+    credit_type_id: Mapped[str] = mapped_column(ForeignKey("credit_types.id", ondelete="RESTRICT"))
+    amount: Mapped[float] = mapped_column(Float(precision=53))
+    remaining: Mapped[float] = mapped_column(Float(precision=53))
+    priority: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None]
+    voided_at: Mapped[datetime | None]
+    expiry_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+    credit_type: Mapped[CreditTypeRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class CreditLedgerRow(Base):
+    """One change of one grant: `grant` (+), `debit` (-), `expiry` (-), `void` (-) or
+    `rollover`. A company's balance of a credit type is the sum of its rows."""
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (Index("ix_credit_ledger_company_seq", "company_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("credit_grants.id", ondelete="CASCADE"))
+    credit_type_id: Mapped[str] = mapped_column(ForeignKey("credit_types.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[float] = mapped_column(Float(precision=53))
+    at: Mapped[datetime]
+    event_seq: Mapped[int | None] = mapped_column(BigInteger)
+    """The consume event that caused a debit."""
+    feature: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -20,10 +20,11 @@ from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import select
 
+from tierkit.engine.catalog import CreditType
 from tierkit.engine.codec import rule_from_json
 from tierkit.engine.evaluate import Catalog
 from tierkit.server.db import Database
-from tierkit.server.db.tables import FeatureRow, PlanRow
+from tierkit.server.db.tables import CreditTypeRow, FeatureRow, PlanRow
 from tierkit.server.services.rows import to_feature, to_plan
 
 K = TypeVar("K", bound=Hashable)
@@ -99,6 +100,9 @@ class CatalogCache:
             plans = session.scalars(
                 select(PlanRow).where(PlanRow.environment_id == environment_id)
             ).all()
+            credits = session.scalars(
+                select(CreditTypeRow).where(CreditTypeRow.environment_id == environment_id)
+            ).all()
             return Catalog(
                 features={row.key: to_feature(row) for row in features},
                 plans={row.key: to_plan(row) for row in plans},
@@ -107,6 +111,7 @@ class CatalogCache:
                     for row in features
                     if row.rules
                 },
+                credits={row.key: CreditType(row.key, row.name, row.unit) for row in credits},
             )
 
 

@@ -23,7 +23,9 @@ from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.consumption import (
     consumable_meter,
+    debit_consumed,
     earlier_consume,
+    nothing_to_consume,
     record_consumption,
 )
 from tierkit.server.services.counters import ensure_counters
@@ -163,9 +165,11 @@ class CheckService:
                     user=user,
                     context=request.context,
                 )
+                if meter is None and decision.credits is None:
+                    raise nothing_to_consume(catalog.features[key])
                 if decision.allowed:
                     decision = after_consuming(decision, request.quantity)
-                    record_consumption(
+                    seq = record_consumption(
                         session,
                         environment_id,
                         company_id,
@@ -175,6 +179,15 @@ class CheckService:
                         idempotency_key=idempotency_key,
                         reply=decision_to_json(decision),
                     )
+                    if decision.credits is not None:
+                        debit_consumed(
+                            session,
+                            company_id,
+                            decision.credits,
+                            now=now,
+                            event_seq=seq,
+                            feature=key,
+                        )
                 return decision
         finally:
             self.company_changed(environment_id, request.company)

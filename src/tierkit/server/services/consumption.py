@@ -11,25 +11,31 @@ from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, Feature, FeatureType, Meter
 from tierkit.engine.codec import decision_from_json
-from tierkit.engine.evaluate import Decision
+from tierkit.engine.evaluate import CreditUse, Decision
 from tierkit.engine.meters import MeterEvent
 from tierkit.server.db.tables import EventRow
 from tierkit.server.services.counters import StoredEvent, apply_events
+from tierkit.server.services.credits import debit_in
 from tierkit.server.services.errors import Conflict, InvalidRequest
 
 if TYPE_CHECKING:
     from tierkit.server.services.checks import CheckRequest
 
 
-def consumable_meter(feature: Feature, quantity: float) -> Meter:
-    """The meter a consume of `feature` records into; 400 when units cannot be recorded."""
+def nothing_to_consume(feature: Feature) -> InvalidRequest:
+    return InvalidRequest(
+        f"Feature {feature.key!r} is neither metered nor priced in credits for this company: "
+        "there is nothing to consume. Send `consume: false`.",
+        code="feature_not_metered",
+        param="consume",
+    )
+
+
+def consumable_meter(feature: Feature, quantity: float) -> Meter | None:
+    """The meter a consume of `feature` records into (None for a feature that is not
+    metered: only its credits can be consumed); 400 when units cannot be recorded."""
     if feature.type is not FeatureType.METERED or feature.meter is None:
-        raise InvalidRequest(
-            f"Feature {feature.key!r} is not metered: there is no usage to consume. "
-            "Send `consume: false`.",
-            code="feature_not_metered",
-            param="consume",
-        )
+        return None
     meter = feature.meter
     if meter.aggregation not in (Aggregation.SUM, Aggregation.COUNT):
         raise InvalidRequest(
@@ -79,18 +85,20 @@ def record_consumption(
     session: Session,
     environment_id: str,
     company_id: str,
-    meter: Meter,
+    meter: Meter | None,
     request: CheckRequest,
     *,
     now: datetime,
     idempotency_key: str | None,
     reply: dict[str, Any],
-) -> None:
-    properties = {meter.property: request.quantity} if meter.property else {}
+) -> int:
+    """Store the consume as an event (a `track` of the meter's event, or a `consume` of a
+    feature priced in credits only, which no meter reads); its sequence number."""
+    properties = {meter.property: request.quantity} if meter and meter.property else {}
     row = EventRow(
         environment_id=environment_id,
-        type="track",
-        event=meter.event,
+        type="track" if meter else "consume",
+        event=meter.event if meter else (request.features[0] if request.features else None),
         company_id=company_id,
         user_key=request.user,
         quantity=request.quantity,
@@ -102,5 +110,26 @@ def record_consumption(
     )
     session.add(row)
     session.flush()
-    reading = MeterEvent(now, request.quantity, properties, row.seq)
-    apply_events(session, [StoredEvent(company_id, meter.event, reading)])
+    if meter is not None:
+        reading = MeterEvent(now, request.quantity, properties, row.seq)
+        apply_events(session, [StoredEvent(company_id, meter.event, reading)])
+    return row.seq
+
+
+def debit_consumed(
+    session: Session,
+    company_id: str,
+    credits: CreditUse,
+    *,
+    now: datetime,
+    event_seq: int,
+    feature: str,
+) -> None:
+    """Debit what a consume costs. The balance was read under the company's lock, so this
+    cannot fall short; if it ever did, the whole consume is rolled back."""
+    if not debit_in(
+        session, company_id, credits.credit, credits.cost, now, event_seq=event_seq, feature=feature
+    ):
+        raise Conflict(
+            "The credit balance changed during the consume; retry it.", code="balance_changed"
+        )

@@ -11,6 +11,7 @@ from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.companies import CompanyService
+from tierkit.server.services.credits import CreditService
 from tierkit.server.services.customers import CustomerService
 from tierkit.server.services.environments import EnvironmentService
 from tierkit.server.services.events import EventService
@@ -38,6 +39,7 @@ class Services:
     accounts: AccountService
     checks: CheckService
     events: EventService
+    credits: CreditService
     usage: UsageService
 
     @classmethod
@@ -65,4 +67,5 @@ class Services:
             checks=checks,
             events=EventService(database, clock, catalogs, company_changed, user_changed),
             usage=UsageService(database, clock, catalogs, checks),
+            credits=CreditService(database, clock, checks.catalog_changed, company_changed),
         )

@@ -27,7 +27,7 @@ from tierkit.engine.catalog_rules import (
 )
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
-from tierkit.server.db.tables import FeatureRow, PlanRow, SubscriptionRow
+from tierkit.server.db.tables import CreditTypeRow, FeatureRow, PlanRow, SubscriptionRow
 from tierkit.server.services.catalog_cache import changes_catalog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import Conflict, NotFound, named_in_body
@@ -82,6 +82,29 @@ def find_plan_row(
     if row is None:
         raise named_in_body(plan_not_found(key), param)
     return row
+
+
+def _unknown_credits(session: Session, environment_id: str, plan: Plan) -> list[Problem]:
+    """Entitlements priced in a credit type the environment does not have."""
+    named = {e.credit for e in plan.entitlements if e.credit is not None}
+    if not named:
+        return []
+    known = set(
+        session.scalars(
+            select(CreditTypeRow.key).where(
+                CreditTypeRow.environment_id == environment_id, CreditTypeRow.key.in_(named)
+            )
+        )
+    )
+    return [
+        Problem(
+            f"entitlements.{index}.credit",
+            "credit_not_found",
+            f"There is no credit type {e.credit!r}; create it with POST /v1/credits.",
+        )
+        for index, e in enumerate(plan.entitlements)
+        if e.credit is not None and e.credit not in known
+    ]
 
 
 def _feature_rows(session: Session, environment_id: str) -> dict[str, FeatureRow]:
@@ -264,7 +287,9 @@ class PlanService:
         feature_rows = _feature_rows(session, environment_id)
         features = {key: to_feature(r) for key, r in feature_rows.items()}
         already = {e.feature.key for e in row.entitlements}
-        raise_problems(check_plan(plan, features, already), "The plan has")
+        problems = check_plan(plan, features, already)
+        problems += _unknown_credits(session, environment_id, plan)
+        raise_problems(problems, "The plan has")
         self._check_one_default(session, environment_id, row, plan)
         write_plan_fields(row, plan)
         if not replace_lines:

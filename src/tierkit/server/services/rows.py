@@ -80,6 +80,8 @@ def to_entitlement(row: EntitlementRow) -> Entitlement:
         reset=Reset(row.reset) if row.reset else None,
         soft_limit=row.soft_limit,
         overage=overage,
+        credit=row.credit,
+        credit_cost=row.credit_cost,
     )
 
 
@@ -95,6 +97,8 @@ def new_entitlement_row(entitlement: Entitlement, feature_id: str, position: int
         soft_limit=entitlement.soft_limit,
         overage_price=entitlement.overage.price if entitlement.overage else None,
         overage_per=entitlement.overage.per if entitlement.overage else None,
+        credit=entitlement.credit,
+        credit_cost=entitlement.credit_cost,
     )
 
 

@@ -15,6 +15,7 @@ from tierkit.engine.evaluate import Catalog, CompanyState, UserState, usage_wind
 from tierkit.server.db.tables import CompanyRow, UserRow
 from tierkit.server.services.companies import get_company_row
 from tierkit.server.services.counters import CounterSpec, read_counters
+from tierkit.server.services.credits import company_grant_rows, to_grant
 from tierkit.server.services.overrides import company_override_rows
 from tierkit.server.services.rows import to_override
 from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
@@ -64,6 +65,7 @@ def load_company(
         traits=dict(row.traits),
         subscriptions=tuple(to_subscription(s) for s in company_subscription_rows(session, row.id)),
         overrides=tuple(to_override(o) for o in company_override_rows(session, row.id)),
+        grants=tuple(to_grant(g) for g in company_grant_rows(session, row.id)),
         timezone=company_zone(row),
     )
     specs = counter_specs(catalog, state, now)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from tierkit.engine.catalog import (
+    MAX_SAFE_NUMBER,
     Entitlement,
     FeatureType,
     Overage,
@@ -21,6 +22,7 @@ from tierkit.engine.catalog import (
     Reset,
     Visibility,
 )
+from tierkit.server.api.schemas.checks import Number
 from tierkit.server.api.schemas.common import (
     Amount,
     Currency,
@@ -53,6 +55,12 @@ class EntitlementValue(InputModel):
     reset: Reset | None = Field(default=None, description="Metered only; default `calendar`.")
     soft_limit: Flag = Field(default=False, description="Metered only: allow past the limit.")
     overage: OverageBody | None = None
+    credit: Key | None = Field(
+        default=None, description="A credit type each unit costs (with `credit_cost`)."
+    )
+    credit_cost: Annotated[Number, Field(gt=0, le=MAX_SAFE_NUMBER)] | None = Field(
+        default=None, description="Credits per unit: a check needs `quantity` times `credit_cost`."
+    )
 
     def to_entitlement(self, feature: str) -> Entitlement:
         return Entitlement(
@@ -63,6 +71,8 @@ class EntitlementValue(InputModel):
             reset=self.reset,
             soft_limit=self.soft_limit,
             overage=Overage(self.overage.price, self.overage.per) if self.overage else None,
+            credit=self.credit,
+            credit_cost=self.credit_cost,
         )
 
 
@@ -168,6 +178,16 @@ class EntitlementOut(OutputModel):
     reset: Reset | None
     soft_limit: bool
     overage: OverageOut | None
+    credit: str | None = Field(default=None, description="Only on credit-priced entitlements.")
+    credit_cost: float | None = Field(default=None, description="Credits per unit.")
+
+    @model_serializer(mode="wrap")
+    def _credit_only_when_priced(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and self.credit is None:
+            data.pop("credit", None)
+            data.pop("credit_cost", None)
+        return data
 
     @classmethod
     def of(cls, entitlement: Entitlement) -> EntitlementOut:

@@ -1,0 +1,390 @@
+"""Credits: credit types, grants to companies, debits in burn order, and the ledger in which
+every change is a row, so that a balance is always the sum of its ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tierkit.engine.credits import Grant, GrantSource, balances, plan_debit
+from tierkit.server.db import Database
+from tierkit.server.db.ids import new_id
+from tierkit.server.db.tables import CreditGrantRow, CreditLedgerRow, CreditTypeRow
+from tierkit.server.db.upserts import lock_companies
+from tierkit.server.services.catalog_cache import changes_catalog, changes_customer
+from tierkit.server.services.clock import Clock
+from tierkit.server.services.companies import find_company_row
+from tierkit.server.services.errors import Conflict, InvalidRequest, NotFound
+from tierkit.server.services.pagination import Page, paginate, to_page
+
+
+@dataclass(frozen=True, slots=True)
+class CreditTypeRecord:
+    id: str
+    key: str
+    name: str
+    unit: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewGrant:
+    credit: str
+    amount: float
+    expires_at: datetime | None = None
+    priority: int = 0
+    source: GrantSource = GrantSource.MANUAL
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    id: str
+    company: str
+    credit: str
+    amount: float
+    remaining: float
+    priority: int
+    source: str
+    note: str
+    expires_at: datetime | None
+    voided_at: datetime | None
+    created_at: datetime
+    status: str
+    """`active`, `depleted`, `expired` or `voided`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreditBalance:
+    credit: str
+    balance: float
+    next_expiry: datetime | None
+    """When the next grant that still counts expires."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    credit: str
+    grant: str
+    kind: str
+    amount: float
+    at: datetime
+    event: str | None
+    feature: str | None
+    note: str
+
+
+def credit_not_found(key: str, param: str | None = None) -> NotFound | InvalidRequest:
+    message = f"There is no credit type {key!r}; create it with POST /v1/credits."
+    if param is not None:
+        return InvalidRequest(message, code="credit_not_found", param=param)
+    return NotFound(message, code="credit_not_found")
+
+
+def _credit_type(session: Session, environment_id: str, key: str) -> CreditTypeRow | None:
+    return session.scalar(
+        select(CreditTypeRow).where(
+            CreditTypeRow.environment_id == environment_id, CreditTypeRow.key == key
+        )
+    )
+
+
+def to_grant(row: CreditGrantRow) -> Grant:
+    return Grant(
+        id=row.id,
+        credit=row.credit_type.key,
+        remaining=row.remaining,
+        created_at=row.created_at,
+        priority=row.priority,
+        expires_at=row.expires_at,
+        voided=row.voided_at is not None,
+    )
+
+
+def company_grant_rows(session: Session, company_id: str) -> Sequence[CreditGrantRow]:
+    return session.scalars(
+        select(CreditGrantRow)
+        .where(CreditGrantRow.company_id == company_id)
+        .order_by(CreditGrantRow.created_at, CreditGrantRow.id)
+    ).all()
+
+
+def _ledger(
+    row: CreditGrantRow,
+    kind: str,
+    amount: float,
+    at: datetime,
+    *,
+    note: str = "",
+    event_seq: int | None = None,
+    feature: str | None = None,
+) -> CreditLedgerRow:
+    return CreditLedgerRow(
+        company_id=row.company_id,
+        grant_id=row.id,
+        credit_type_id=row.credit_type_id,
+        kind=kind,
+        amount=amount,
+        at=at,
+        note=note,
+        event_seq=event_seq,
+        feature=feature,
+    )
+
+
+def settle_expiries_in(session: Session, company_id: str, now: datetime) -> None:
+    """Write the ledger's `expiry` rows of grants that expired by `now` with credits left:
+    they stop counting at their instant, and the ledger says so."""
+    for row in company_grant_rows(session, company_id):
+        expired = row.expires_at is not None and row.expires_at <= now
+        if expired and not row.expiry_recorded and row.voided_at is None:
+            if row.remaining > 0:
+                assert row.expires_at is not None  # noqa: S101 (expired implies it)
+                session.add(_ledger(row, "expiry", -row.remaining, row.expires_at))
+                row.remaining = 0.0
+            row.expiry_recorded = True
+    session.flush()
+
+
+def debit_in(
+    session: Session,
+    company_id: str,
+    credit: str,
+    amount: float,
+    now: datetime,
+    *,
+    event_seq: int | None,
+    feature: str | None,
+) -> bool:
+    """Take `amount` of `credit` from the company's grants in burn order, all or nothing.
+    The caller holds the company's lock."""
+    settle_expiries_in(session, company_id, now)
+    rows = {row.id: row for row in company_grant_rows(session, company_id)}
+    taken = plan_debit([to_grant(row) for row in rows.values()], credit, amount, now)
+    if taken is None:
+        return False
+    for grant, take in taken:
+        row = rows[grant.id]
+        row.remaining -= take
+        session.add(_ledger(row, "debit", -take, now, event_seq=event_seq, feature=feature))
+    session.flush()
+    return True
+
+
+def _status(row: CreditGrantRow, now: datetime) -> str:
+    if row.voided_at is not None:
+        return "voided"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active" if row.remaining > 0 else "depleted"
+
+
+def _grant_record(row: CreditGrantRow, company: str, now: datetime) -> GrantRecord:
+    return GrantRecord(
+        id=row.id,
+        company=company,
+        credit=row.credit_type.key,
+        amount=row.amount,
+        remaining=row.remaining,
+        priority=row.priority,
+        source=row.source,
+        note=row.note,
+        expires_at=row.expires_at,
+        voided_at=row.voided_at,
+        created_at=row.created_at,
+        status=_status(row, now),
+    )
+
+
+def _type_record(row: CreditTypeRow) -> CreditTypeRecord:
+    return CreditTypeRecord(row.id, row.key, row.name, row.unit, row.created_at)
+
+
+class CreditService:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        on_catalog_change: Callable[[str], None] = lambda environment_id: None,
+        on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._catalog_changed = on_catalog_change
+        self._customer_changed = on_customer_change
+
+    @changes_catalog
+    def create_credit_type(
+        self, environment_id: str, key: str, name: str, unit: str | None
+    ) -> CreditTypeRecord:
+        try:
+            with self._db.write() as session:
+                row = CreditTypeRow(
+                    id=new_id("crd"),
+                    environment_id=environment_id,
+                    key=key,
+                    name=name,
+                    unit=unit,
+                    created_at=self._clock(),
+                )
+                session.add(row)
+                session.flush()
+                return _type_record(row)
+        except IntegrityError as error:
+            raise Conflict(
+                f"A credit type {key!r} exists already.", code="credit_exists", param="key"
+            ) from error
+
+    def list_credit_types(self, environment_id: str) -> list[CreditTypeRecord]:
+        with self._db.read() as session:
+            rows = session.scalars(
+                select(CreditTypeRow)
+                .where(CreditTypeRow.environment_id == environment_id)
+                .order_by(CreditTypeRow.key)
+            ).all()
+            return [_type_record(row) for row in rows]
+
+    def get_credit_type(self, environment_id: str, key: str) -> CreditTypeRecord:
+        with self._db.read() as session:
+            row = _credit_type(session, environment_id, key)
+            if row is None:
+                raise credit_not_found(key)
+            return _type_record(row)
+
+    @changes_customer
+    def grant(self, environment_id: str, company_key: str, new: NewGrant) -> GrantRecord:
+        """Grant credits to a company: a `grant` row in the ledger."""
+        now = self._clock()
+        with self._db.write() as session:
+            company = find_company_row(session, environment_id, company_key)
+            lock_companies(session, [company.id])
+            credit = _credit_type(session, environment_id, new.credit)
+            if credit is None:
+                raise credit_not_found(new.credit, "credit")
+            if new.expires_at is not None and new.expires_at <= now:
+                raise InvalidRequest(
+                    "`expires_at` is in the past: the grant would never count.",
+                    code="expires_in_past",
+                    param="expires_at",
+                )
+            row = CreditGrantRow(
+                id=new_id("grt"),
+                environment_id=environment_id,
+                company_id=company.id,
+                credit_type=credit,
+                amount=new.amount,
+                remaining=new.amount,
+                priority=new.priority,
+                source=new.source.value,
+                note=new.note,
+                expires_at=new.expires_at,
+                voided_at=None,
+                expiry_recorded=False,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            session.add(_ledger(row, "grant", new.amount, now, note=new.note))
+            session.flush()
+            return _grant_record(row, company_key, now)
+
+    @changes_customer
+    def void(self, environment_id: str, company_key: str, grant_id: str) -> GrantRecord:
+        """Zero a grant out: a `void` row takes what was left of it."""
+        now = self._clock()
+        with self._db.write() as session:
+            company = find_company_row(session, environment_id, company_key)
+            lock_companies(session, [company.id])
+            settle_expiries_in(session, company.id, now)
+            row = session.get(CreditGrantRow, grant_id)
+            if row is None or row.company_id != company.id:
+                raise NotFound(f"There is no grant {grant_id!r}.", code="grant_not_found")
+            if row.voided_at is None:
+                if row.remaining > 0:
+                    session.add(_ledger(row, "void", -row.remaining, now))
+                row.remaining = 0.0
+                row.voided_at = now
+                session.flush()
+            return _grant_record(row, company_key, now)
+
+    def list_grants(self, environment_id: str, company_key: str) -> list[GrantRecord]:
+        now = self._clock()
+        with self._db.write() as session:
+            company = find_company_row(session, environment_id, company_key)
+            lock_companies(session, [company.id])
+            settle_expiries_in(session, company.id, now)
+            rows = company_grant_rows(session, company.id)
+            return [_grant_record(row, company_key, now) for row in rows]
+
+    def balances(self, environment_id: str, company_key: str) -> list[CreditBalance]:
+        """Each credit type's balance (types the company has grants of)."""
+        now = self._clock()
+        with self._db.write() as session:
+            company = find_company_row(session, environment_id, company_key)
+            lock_companies(session, [company.id])
+            settle_expiries_in(session, company.id, now)
+            grants = [to_grant(row) for row in company_grant_rows(session, company.id)]
+        return [
+            CreditBalance(
+                credit,
+                amount,
+                min(
+                    (
+                        g.expires_at
+                        for g in grants
+                        if g.credit == credit and g.expires_at and g.remaining > 0
+                        and g.counts_at(now)
+                    ),
+                    default=None,
+                ),
+            )
+            for credit, amount in balances(grants, now).items()
+        ]  # fmt: skip
+
+    def ledger(
+        self,
+        environment_id: str,
+        company_key: str,
+        *,
+        credit: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[LedgerEntry]:
+        """The company's ledger, oldest first (expiries written up to now)."""
+        now = self._clock()
+        with self._db.write() as session:
+            company = find_company_row(session, environment_id, company_key)
+            lock_companies(session, [company.id])
+            settle_expiries_in(session, company.id, now)
+            query = (
+                select(CreditLedgerRow, CreditTypeRow.key)
+                .join(CreditTypeRow, CreditTypeRow.id == CreditLedgerRow.credit_type_id)
+                .where(CreditLedgerRow.company_id == company.id)
+            )
+            if credit is not None:
+                query = query.where(CreditTypeRow.key == credit)
+            query, limit = paginate(query, [CreditLedgerRow.seq], cursor, limit)
+            page = to_page(session.execute(query).all(), limit, lambda row: [row[0].seq])
+            return Page(
+                [
+                    LedgerEntry(
+                        id=row.seq,
+                        credit=key,
+                        grant=row.grant_id,
+                        kind=row.kind,
+                        amount=row.amount,
+                        at=row.at,
+                        event=f"evt_{row.event_seq}" if row.event_seq is not None else None,
+                        feature=row.feature,
+                        note=row.note,
+                    )
+                    for row, key in page.items
+                ],
+                page.next_cursor,
+            )
