@@ -26,7 +26,10 @@ def test_credits_smoke(api: httpx.Client, clock: SettableClock) -> None:
     r = api.post("/v1/check", json={"company": "acme", "feature": "image_gen", "consume": True})
     assert r.json()["allowed"] is True, r.text
     assert r.json()["credits"] == {"credit": "ai", "balance": 7, "cost": 5}, r.text
-    r = api.post("/v1/check", json={"company": "acme", "feature": "image_gen", "consume": True, "quantity": 2})
+    r = api.post(
+        "/v1/check",
+        json={"company": "acme", "feature": "image_gen", "consume": True, "quantity": 2},
+    )
     assert r.json()["reason"] == "insufficient_credits", r.text
     assert api.get("/v1/companies/acme/credits").json()["data"][0]["balance"] == 7
     ledger = api.get("/v1/companies/acme/credits/ledger").json()["data"]
@@ -37,3 +40,25 @@ def test_credits_smoke(api: httpx.Client, clock: SettableClock) -> None:
     assert api.get("/v1/companies/acme/credits").json()["data"][0]["balance"] == 0
     r = api.get("/v1/plans/free").json()["entitlements"][0]
     assert r["credit"] == "ai" and r["credit_cost"] == 5, r
+
+
+def test_bundle_smoke(api: httpx.Client) -> None:
+    api.post("/v1/credits", json={"key": "ai", "name": "AI credits"})
+    api.put("/v1/companies/acme", json={})
+    b = api.post(
+        "/v1/credit-bundles",
+        json={
+            "key": "pack",
+            "name": "Pack",
+            "credit": "ai",
+            "amount": 500,
+            "price": {"currency": "usd", "amount": 900},
+            "expires_in_days": 30,
+        },
+    )
+    assert b.status_code == 201, b.text
+    r = api.post("/v1/companies/acme/credit-bundles/pack/purchase")
+    assert r.status_code == 201, r.text
+    assert r.json()["charge"] == {"currency": "usd", "amount": 900}
+    assert r.json()["grant"]["source"] == "purchase"
+    assert api.get("/v1/companies/acme/credits").json()["data"][0]["balance"] == 500

@@ -396,3 +396,23 @@ class CreditLedgerRow(Base):
     """The consume event that caused a debit."""
     feature: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class CreditBundleRow(Base):
+    """Credits sold as a pack: a purchase turns it into a grant."""
+
+    __tablename__ = "credit_bundles"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    credit_type_id: Mapped[str] = mapped_column(ForeignKey("credit_types.id", ondelete="RESTRICT"))
+    amount: Mapped[float] = mapped_column(Float(precision=53))
+    currency: Mapped[str] = mapped_column(String(3))
+    price: Mapped[int] = mapped_column(BigInteger)
+    expires_in_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+    credit_type: Mapped[CreditTypeRow] = relationship(lazy="joined", innerjoin=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 from tierkit.engine.credits import Grant, GrantSource, balances, plan_debit
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
-from tierkit.server.db.tables import CreditGrantRow, CreditLedgerRow, CreditTypeRow
+from tierkit.server.db.tables import (
+    CreditBundleRow,
+    CreditGrantRow,
+    CreditLedgerRow,
+    CreditTypeRow,
+)
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import changes_catalog, changes_customer
 from tierkit.server.services.clock import Clock
@@ -57,6 +62,36 @@ class GrantRecord:
     created_at: datetime
     status: str
     """`active`, `depleted`, `expired` or `voided`."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewBundle:
+    key: str
+    name: str
+    credit: str
+    amount: float
+    currency: str
+    price: int
+    expires_in_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BundleRecord:
+    id: str
+    key: str
+    name: str
+    credit: str
+    amount: float
+    currency: str
+    price: int
+    expires_in_days: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    bundle: BundleRecord
+    grant: GrantRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +237,20 @@ def _grant_record(row: CreditGrantRow, company: str, now: datetime) -> GrantReco
     )
 
 
+def _bundle_record(row: CreditBundleRow) -> BundleRecord:
+    return BundleRecord(
+        id=row.id,
+        key=row.key,
+        name=row.name,
+        credit=row.credit_type.key,
+        amount=row.amount,
+        currency=row.currency,
+        price=row.price,
+        expires_in_days=row.expires_in_days,
+        created_at=row.created_at,
+    )
+
+
 def _type_record(row: CreditTypeRow) -> CreditTypeRecord:
     return CreditTypeRecord(row.id, row.key, row.name, row.unit, row.created_at)
 
@@ -257,42 +306,109 @@ class CreditService:
                 raise credit_not_found(key)
             return _type_record(row)
 
+    def create_bundle(self, environment_id: str, new: NewBundle) -> BundleRecord:
+        """A bundle: `amount` credits sold for `price` minor units of `currency`."""
+        try:
+            with self._db.write() as session:
+                credit = _credit_type(session, environment_id, new.credit)
+                if credit is None:
+                    raise credit_not_found(new.credit, "credit")
+                row = CreditBundleRow(
+                    id=new_id("bnd"),
+                    environment_id=environment_id,
+                    key=new.key,
+                    name=new.name,
+                    credit_type=credit,
+                    amount=new.amount,
+                    currency=new.currency,
+                    price=new.price,
+                    expires_in_days=new.expires_in_days,
+                    created_at=self._clock(),
+                )
+                session.add(row)
+                session.flush()
+                return _bundle_record(row)
+        except IntegrityError as error:
+            raise Conflict(
+                f"A bundle {new.key!r} exists already.", code="bundle_exists", param="key"
+            ) from error
+
+    def list_bundles(self, environment_id: str) -> list[BundleRecord]:
+        with self._db.read() as session:
+            rows = session.scalars(
+                select(CreditBundleRow)
+                .where(CreditBundleRow.environment_id == environment_id)
+                .order_by(CreditBundleRow.key)
+            ).all()
+            return [_bundle_record(row) for row in rows]
+
+    @changes_customer
+    def purchase(self, environment_id: str, company_key: str, bundle_key: str) -> Purchase:
+        """Turn a bundle into a `purchase` grant for the company (charging for it is the
+        billing system's part: the reply says what to charge)."""
+        now = self._clock()
+        with self._db.write() as session:
+            bundle = session.scalar(
+                select(CreditBundleRow).where(
+                    CreditBundleRow.environment_id == environment_id,
+                    CreditBundleRow.key == bundle_key,
+                )
+            )
+            if bundle is None:
+                raise NotFound(f"There is no bundle {bundle_key!r}.", code="bundle_not_found")
+            days = bundle.expires_in_days
+            new = NewGrant(
+                credit=bundle.credit_type.key,
+                amount=bundle.amount,
+                expires_at=now + timedelta(days=days) if days else None,
+                source=GrantSource.PURCHASE,
+                note=f"Bundle {bundle.key}",
+            )
+            grant = self._grant_in(session, environment_id, company_key, new, now)
+            return Purchase(_bundle_record(bundle), grant)
+
     @changes_customer
     def grant(self, environment_id: str, company_key: str, new: NewGrant) -> GrantRecord:
         """Grant credits to a company: a `grant` row in the ledger."""
         now = self._clock()
         with self._db.write() as session:
-            company = find_company_row(session, environment_id, company_key)
-            lock_companies(session, [company.id])
-            credit = _credit_type(session, environment_id, new.credit)
-            if credit is None:
-                raise credit_not_found(new.credit, "credit")
-            if new.expires_at is not None and new.expires_at <= now:
-                raise InvalidRequest(
-                    "`expires_at` is in the past: the grant would never count.",
-                    code="expires_in_past",
-                    param="expires_at",
-                )
-            row = CreditGrantRow(
-                id=new_id("grt"),
-                environment_id=environment_id,
-                company_id=company.id,
-                credit_type=credit,
-                amount=new.amount,
-                remaining=new.amount,
-                priority=new.priority,
-                source=new.source.value,
-                note=new.note,
-                expires_at=new.expires_at,
-                voided_at=None,
-                expiry_recorded=False,
-                created_at=now,
+            return self._grant_in(session, environment_id, company_key, new, now)
+
+    @staticmethod
+    def _grant_in(
+        session: Session, environment_id: str, company_key: str, new: NewGrant, now: datetime
+    ) -> GrantRecord:
+        company = find_company_row(session, environment_id, company_key)
+        lock_companies(session, [company.id])
+        credit = _credit_type(session, environment_id, new.credit)
+        if credit is None:
+            raise credit_not_found(new.credit, "credit")
+        if new.expires_at is not None and new.expires_at <= now:
+            raise InvalidRequest(
+                "`expires_at` is in the past: the grant would never count.",
+                code="expires_in_past",
+                param="expires_at",
             )
-            session.add(row)
-            session.flush()
-            session.add(_ledger(row, "grant", new.amount, now, note=new.note))
-            session.flush()
-            return _grant_record(row, company_key, now)
+        row = CreditGrantRow(
+            id=new_id("grt"),
+            environment_id=environment_id,
+            company_id=company.id,
+            credit_type=credit,
+            amount=new.amount,
+            remaining=new.amount,
+            priority=new.priority,
+            source=new.source.value,
+            note=new.note,
+            expires_at=new.expires_at,
+            voided_at=None,
+            expiry_recorded=False,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        session.add(_ledger(row, "grant", new.amount, now, note=new.note))
+        session.flush()
+        return _grant_record(row, company_key, now)
 
     @changes_customer
     def void(self, environment_id: str, company_key: str, grant_id: str) -> GrantRecord:

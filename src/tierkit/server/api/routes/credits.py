@@ -14,11 +14,14 @@ from tierkit.server.api.routes.environment import Cursor, Limit
 from tierkit.server.api.schemas.common import ListResponse
 from tierkit.server.api.schemas.credits import (
     BalanceOut,
+    BundleCreate,
+    BundleOut,
     CreditTypeCreate,
     CreditTypeOut,
     GrantCreate,
     GrantOut,
     LedgerEntryOut,
+    PurchaseOut,
 )
 from tierkit.server.services.pagination import DEFAULT_LIMIT
 
@@ -26,6 +29,7 @@ router = APIRouter(prefix="/v1", tags=["credits"], route_class=StrictJSONRoute)
 
 CreditKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The credit type's key.")]
 GrantId = Annotated[str, Path(max_length=64, description="The grant's id.")]
+BundleKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The bundle's key.")]
 
 
 @router.post("/credits", status_code=201, response_model=CreditTypeOut)
@@ -101,3 +105,31 @@ def get_credit_ledger(
     return ListResponse(
         data=[LedgerEntryOut.of(r) for r in page.items], next_cursor=page.next_cursor
     )
+
+
+@router.post("/credit-bundles", status_code=201, response_model=BundleOut)
+def create_credit_bundle(
+    body: BundleCreate, principal: SecretKey, services: ServicesDep
+) -> BundleOut:
+    """A pack of credits with a price; a purchase turns it into a grant."""
+    return BundleOut.of(
+        services.credits.create_bundle(principal.environment_id, body.to_new_bundle())
+    )
+
+
+@router.get("/credit-bundles", response_model=ListResponse[BundleOut])
+def list_credit_bundles(principal: SecretKey, services: ServicesDep) -> ListResponse[BundleOut]:
+    records = services.credits.list_bundles(principal.environment_id)
+    return ListResponse(data=[BundleOut.of(r) for r in records], next_cursor=None)
+
+
+@router.post(
+    "/companies/{key}/credit-bundles/{bundle}/purchase",
+    status_code=201,
+    response_model=PurchaseOut,
+)
+def purchase_credit_bundle(
+    key: CompanyKey, bundle: BundleKey, principal: SecretKey, services: ServicesDep
+) -> PurchaseOut:
+    """Record a purchase of the bundle: a `purchase` grant, and what to charge for it."""
+    return PurchaseOut.of(services.credits.purchase(principal.environment_id, key, bundle))

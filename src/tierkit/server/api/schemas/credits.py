@@ -11,6 +11,8 @@ from tierkit.engine.catalog import MAX_SAFE_NUMBER
 from tierkit.engine.credits import GrantSource
 from tierkit.server.api.schemas.checks import Number
 from tierkit.server.api.schemas.common import (
+    Amount,
+    Currency,
     Description,
     InputModel,
     Key,
@@ -21,11 +23,14 @@ from tierkit.server.api.schemas.common import (
     WholeNumber,
 )
 from tierkit.server.services.credits import (
+    BundleRecord,
     CreditBalance,
     CreditTypeRecord,
     GrantRecord,
     LedgerEntry,
+    NewBundle,
     NewGrant,
+    Purchase,
 )
 
 
@@ -111,3 +116,72 @@ class LedgerEntryOut(OutputModel):
     @classmethod
     def of(cls, record: LedgerEntry) -> LedgerEntryOut:
         return cls.model_validate(record)
+
+
+class MoneyBody(InputModel):
+    currency: Currency
+    amount: Amount
+
+
+class BundleCreate(InputModel):
+    key: Key
+    name: Name
+    credit: Key
+    amount: Annotated[Number, Field(gt=0, le=MAX_SAFE_NUMBER)] = Field(
+        description="Credits the bundle grants."
+    )
+    price: MoneyBody
+    expires_in_days: WholeNumber | None = Field(
+        default=None, ge=1, le=36_500, description="Purchased credits expire this long after."
+    )
+
+    def to_new_bundle(self) -> NewBundle:
+        return NewBundle(
+            key=self.key,
+            name=self.name,
+            credit=self.credit,
+            amount=float(self.amount),
+            currency=self.price.currency,
+            price=self.price.amount,
+            expires_in_days=self.expires_in_days,
+        )
+
+
+class MoneyOut(OutputModel):
+    currency: str
+    amount: int
+
+
+class BundleOut(OutputModel):
+    id: str
+    key: str
+    name: str
+    credit: str
+    amount: float
+    price: MoneyOut
+    expires_in_days: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: BundleRecord) -> BundleOut:
+        return cls(
+            id=record.id,
+            key=record.key,
+            name=record.name,
+            credit=record.credit,
+            amount=record.amount,
+            price=MoneyOut(currency=record.currency, amount=record.price),
+            expires_in_days=record.expires_in_days,
+            created_at=record.created_at,
+        )
+
+
+class PurchaseOut(OutputModel):
+    bundle: BundleOut
+    charge: MoneyOut = Field(description="What to charge the customer for it.")
+    grant: GrantOut
+
+    @classmethod
+    def of(cls, purchase: Purchase) -> PurchaseOut:
+        bundle = BundleOut.of(purchase.bundle)
+        return cls(bundle=bundle, charge=bundle.price, grant=GrantOut.of(purchase.grant))

@@ -40,6 +40,35 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "credit_bundles",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("environment_id", sa.String(length=40), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("credit_type_id", sa.String(length=40), nullable=False),
+        sa.Column("amount", sa.Float(precision=53), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("price", sa.BigInteger(), nullable=False),
+        sa.Column("expires_in_days", sa.Integer(), nullable=True),
+        sa.Column("created_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["credit_type_id"],
+            ["credit_types.id"],
+            name=op.f("fk_credit_bundles_credit_type_id_credit_types"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["environment_id"],
+            ["environments.id"],
+            name=op.f("fk_credit_bundles_environment_id_environments"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_bundles")),
+        sa.UniqueConstraint(
+            "environment_id", "key", name=op.f("uq_credit_bundles_environment_id_key")
+        ),
+    )
+    op.create_table(
         "credit_grants",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("environment_id", sa.String(length=40), nullable=False),
@@ -140,5 +169,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_credit_grants_company_credit")
 
     op.drop_table("credit_grants")
+    op.drop_table("credit_bundles")
     op.drop_table("credit_types")
     # ### end Alembic commands ###
