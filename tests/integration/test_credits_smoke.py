@@ -62,3 +62,35 @@ def test_bundle_smoke(api: httpx.Client) -> None:
     assert r.json()["charge"] == {"currency": "usd", "amount": 900}
     assert r.json()["grant"]["source"] == "purchase"
     assert api.get("/v1/companies/acme/credits").json()["data"][0]["balance"] == 500
+
+
+def test_plan_grants_smoke(api: httpx.Client, clock: SettableClock) -> None:
+    from datetime import UTC, datetime
+
+    clock.now = datetime(2026, 1, 10, 12, tzinfo=UTC)
+    api.post("/v1/credits", json={"key": "ai", "name": "AI credits"})
+    create_feature(api, "image_gen")
+    create_plan(
+        api,
+        "pro",
+        [{"feature": "image_gen", "value": True, "credit": "ai", "credit_cost": 10}],
+        credit_grants=[{"credit": "ai", "amount": 100, "period": "month", "rollover_max": 30}],
+    )
+    api.put("/v1/companies/acme", json={})
+    api.post(
+        "/v1/companies/acme/subscriptions",
+        json={"plan": "pro", "started_at": "2026-01-05T00:00:00Z"},
+    )
+    r = api.post(
+        "/v1/check",
+        json={"company": "acme", "feature": "image_gen", "consume": True, "quantity": 5},
+    )
+    assert r.json()["credits"] == {"credit": "ai", "balance": 50, "cost": 50}, r.text
+    clock.now = datetime(2026, 2, 6, tzinfo=UTC)
+    balances = api.get("/v1/companies/acme/credits").json()["data"]
+    assert balances[0]["balance"] == 130, balances
+    ledger = api.get("/v1/companies/acme/credits/ledger").json()["data"]
+    assert [e["kind"] for e in ledger] == ["grant", "debit", "grant", "rollover", "expiry"], ledger
+    assert sum(e["amount"] for e in ledger) == 130
+    r = api.post("/v1/check", json={"company": "acme", "feature": "image_gen"})
+    assert r.json()["credits"]["balance"] == 130, r.text

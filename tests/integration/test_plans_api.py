@@ -70,6 +70,7 @@ def test_create_plan__only_key_and_name__gets_the_documented_defaults(api: httpx
         "metadata": {},
         "entitlements": [],
         "prices": [],
+        "credit_grants": [],
     }
     assert get_plan(api, "free") == created
 

@@ -172,6 +172,18 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanCreditGrant:
+    """Credits a plan gives its subscribers each `period` (a cycle anchored at the
+    subscription's start). Up to `rollover_max` of what is left at a period's end carries into
+    the next period, once."""
+
+    credit: str
+    amount: float
+    period: Period = Period.MONTH
+    rollover_max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     key: str
     name: str
@@ -186,6 +198,7 @@ class Plan:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     entitlements: tuple[Entitlement, ...] = ()
     prices: tuple[Price, ...] = ()
+    credit_grants: tuple[PlanCreditGrant, ...] = ()
 
     def entitlement_for(self, feature_key: str) -> Entitlement | None:
         return next((e for e in self.entitlements if e.feature == feature_key), None)

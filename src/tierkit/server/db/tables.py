@@ -115,6 +115,8 @@ class PlanRow(Base):
     trial_days: Mapped[int | None] = mapped_column(Integer)
     sort_order: Mapped[int] = mapped_column(Integer)
     plan_metadata: Mapped[dict[str, Any]] = mapped_column("metadata")
+    credit_grants: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    """`[{"credit", "amount", "period", "rollover_max"}]`: credits issued each period."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -358,7 +360,10 @@ class CreditGrantRow(Base):
     holds every change."""
 
     __tablename__ = "credit_grants"
-    __table_args__ = (Index("ix_credit_grants_company_credit", "company_id", "credit_type_id"),)
+    __table_args__ = (
+        Index("ix_credit_grants_company_credit", "company_id", "credit_type_id"),
+        UniqueConstraint("company_id", "issue_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
@@ -374,6 +379,12 @@ class CreditGrantRow(Base):
     voided_at: Mapped[datetime | None]
     expiry_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # A plan's periodic grant: which plan and period it is for (unique per company), the
+    # cycle it follows, and how much of it may roll over when it expires.
+    issue_key: Mapped[str | None] = mapped_column(String(200))
+    period: Mapped[str | None] = mapped_column(String(16))
+    anchor: Mapped[datetime | None]
+    rollover_max: Mapped[float | None] = mapped_column(Float(precision=53))
 
     credit_type: Mapped[CreditTypeRow] = relationship(lazy="joined", innerjoin=True)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import FeatureStatus, Scalar
 from tierkit.engine.codec import decision_to_json
@@ -21,6 +24,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
 from tierkit.server.services.clock import Clock
+from tierkit.server.services.companies import find_company_row
 from tierkit.server.services.consumption import (
     consumable_meter,
     debit_consumed,
@@ -29,10 +33,12 @@ from tierkit.server.services.consumption import (
     record_consumption,
 )
 from tierkit.server.services.counters import ensure_counters
+from tierkit.server.services.credits import refresh_credits_in
 from tierkit.server.services.errors import InvalidRequest
 from tierkit.server.services.events import ensure_companies
 from tierkit.server.services.features import feature_not_found
-from tierkit.server.services.states import load_company, load_user
+from tierkit.server.services.states import LoadedCompany, load_company, load_user
+from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +83,28 @@ class CheckService:
         now = self._clock()
         with self._db.read() as session:
             loaded = load_company(session, environment_id, key, catalog, now)
-        if not loaded.missing or loaded.company_id is None:
+        if loaded.company_id is None or not (loaded.missing or loaded.credits_stale):
             return loaded.state
-        # First read of a window (a new period, a new meter): count it from the raw events.
+        # A first read of a window (a new period, a new meter) counts it from the raw events;
+        # a new credit period issues the plans' grants.
         with self._db.write() as session:
-            lock_companies(session, [loaded.company_id])
-            ensure_counters(session, loaded.company_id, loaded.missing, now)
-            return load_company(session, environment_id, key, catalog, now).state
+            return self._refreshed_in(session, environment_id, key, catalog, now).state
+
+    @staticmethod
+    def _refreshed_in(
+        session: Session, environment_id: str, key: str, catalog: Catalog, now: datetime
+    ) -> LoadedCompany:
+        """The company's state with its counters and credits brought up to `now`, under its
+        lock (the company must exist)."""
+        company = find_company_row(session, environment_id, key)
+        lock_companies(session, [company.id])
+        subscriptions = [to_subscription(s) for s in company_subscription_rows(session, company.id)]
+        refresh_credits_in(session, company, catalog, subscriptions, now)
+        loaded = load_company(session, environment_id, key, catalog, now)
+        if loaded.missing:
+            ensure_counters(session, company.id, loaded.missing, now)
+            loaded = load_company(session, environment_id, key, catalog, now)
+        return loaded
 
     def _company(self, environment_id: str, key: str, *, fresh: bool = False) -> CompanyState:
         if fresh:
@@ -152,10 +173,7 @@ class CheckService:
                     earlier = earlier_consume(session, environment_id, idempotency_key)
                     if earlier is not None:
                         return earlier
-                loaded = load_company(session, environment_id, request.company, catalog, now)
-                if loaded.missing:
-                    ensure_counters(session, company_id, loaded.missing, now)
-                    loaded = load_company(session, environment_id, request.company, catalog, now)
+                loaded = self._refreshed_in(session, environment_id, request.company, catalog, now)
                 decision = evaluate(
                     catalog,
                     loaded.state,

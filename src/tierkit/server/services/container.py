@@ -67,5 +67,7 @@ class Services:
             checks=checks,
             events=EventService(database, clock, catalogs, company_changed, user_changed),
             usage=UsageService(database, clock, catalogs, checks),
-            credits=CreditService(database, clock, checks.catalog_changed, company_changed),
+            credits=CreditService(
+                database, clock, catalogs, checks.catalog_changed, company_changed
+            ),
         )

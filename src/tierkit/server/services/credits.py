@@ -11,21 +11,27 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tierkit.engine.catalog import PlanCreditGrant
 from tierkit.engine.credits import Grant, GrantSource, balances, plan_debit
+from tierkit.engine.customers import Subscription
+from tierkit.engine.evaluate import Catalog, current_plans
+from tierkit.engine.periods import Unit, cycle_bounds
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import (
+    CompanyRow,
     CreditBundleRow,
     CreditGrantRow,
     CreditLedgerRow,
     CreditTypeRow,
 )
 from tierkit.server.db.upserts import lock_companies
-from tierkit.server.services.catalog_cache import changes_catalog, changes_customer
+from tierkit.server.services.catalog_cache import CatalogCache, changes_catalog, changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import find_company_row
 from tierkit.server.services.errors import Conflict, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +179,127 @@ def _ledger(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DuePlanGrant:
+    """A plan's grant for the current period, identified by `key`."""
+
+    key: str
+    plan: str
+    spec: PlanCreditGrant
+    anchor: datetime
+    start: datetime
+    end: datetime
+
+
+def due_plan_grants(
+    catalog: Catalog, subscriptions: Sequence[Subscription], created_at: datetime, now: datetime
+) -> list[DuePlanGrant]:
+    """The grants the company's plans owe it for their current periods. A period is a cycle
+    anchored at the subscription's start (a default plan's: the company's creation)."""
+    due = []
+    for plan, subscription in current_plans(catalog, subscriptions, now):
+        anchor = subscription.started_at if subscription else created_at
+        for spec in plan.credit_grants:
+            start, end = cycle_bounds(anchor, Unit(spec.period.value), now)
+            key = f"{plan.key}:{spec.credit}:{start.isoformat()}"
+            due.append(DuePlanGrant(key, plan.key, spec, anchor, start, end))
+    return due
+
+
+def credits_need_refresh(
+    rows: Sequence[CreditGrantRow], due: Sequence[DuePlanGrant], now: datetime
+) -> bool:
+    """Whether a plan grant is owed or an expiry is not in the ledger yet."""
+    issued = {row.issue_key for row in rows}
+    if any(grant.key not in issued for grant in due):
+        return True
+    return any(
+        row.expires_at is not None
+        and row.expires_at <= now
+        and not row.expiry_recorded
+        and row.voided_at is None
+        for row in rows
+    )
+
+
+def refresh_credits_in(
+    session: Session,
+    company: CompanyRow,
+    catalog: Catalog,
+    subscriptions: Sequence[Subscription],
+    now: datetime,
+) -> None:
+    """Issue what the plans owe for the current periods, then write expiries (and rollovers)
+    into the ledger. The caller holds the company's lock."""
+    issued = {row.issue_key for row in company_grant_rows(session, company.id)}
+    for due in due_plan_grants(catalog, subscriptions, company.created_at, now):
+        credit = _credit_type(session, company.environment_id, due.spec.credit)
+        if due.key in issued or credit is None:
+            continue
+        row = CreditGrantRow(
+            id=new_id("grt"),
+            environment_id=company.environment_id,
+            company_id=company.id,
+            credit_type=credit,
+            amount=due.spec.amount,
+            remaining=due.spec.amount,
+            priority=0,
+            source=GrantSource.PLAN.value,
+            note=f"Plan {due.plan}",
+            expires_at=due.end,
+            voided_at=None,
+            expiry_recorded=False,
+            created_at=now,
+            issue_key=due.key,
+            period=due.spec.period.value,
+            anchor=due.anchor,
+            rollover_max=due.spec.rollover_max,
+        )
+        session.add(row)
+        session.flush()
+        session.add(_ledger(row, "grant", due.spec.amount, now, note=row.note))
+    settle_expiries_in(session, company.id, now)
+
+
+def _roll_over(session: Session, row: CreditGrantRow, expired_at: datetime, now: datetime) -> None:
+    """Carry up to `rollover_max` of an expiring plan grant into a grant for the next period
+    (the rolled-over credits roll no further)."""
+    if not row.rollover_max or row.remaining <= 0 or row.anchor is None or row.period is None:
+        return
+    _, next_end = cycle_bounds(row.anchor, Unit(row.period), expired_at)
+    carry = min(row.remaining, row.rollover_max)
+    if next_end <= now:
+        return  # the next period is over too: what rolled over would have expired with it
+    rolled = CreditGrantRow(
+        id=new_id("grt"),
+        environment_id=row.environment_id,
+        company_id=row.company_id,
+        credit_type_id=row.credit_type_id,
+        amount=carry,
+        remaining=carry,
+        priority=row.priority,
+        source=GrantSource.PLAN.value,
+        note=f"Rolled over from {row.id}",
+        expires_at=next_end,
+        voided_at=None,
+        expiry_recorded=False,
+        created_at=expired_at,
+    )
+    session.add(rolled)
+    session.flush()
+    session.add(_ledger(rolled, "rollover", carry, expired_at, note=rolled.note))
+
+
 def settle_expiries_in(session: Session, company_id: str, now: datetime) -> None:
     """Write the ledger's `expiry` rows of grants that expired by `now` with credits left:
-    they stop counting at their instant, and the ledger says so."""
+    they stop counting at their instant, and the ledger says so. A plan grant's rollover is
+    written with its expiry."""
     for row in company_grant_rows(session, company_id):
         expired = row.expires_at is not None and row.expires_at <= now
         if expired and not row.expiry_recorded and row.voided_at is None:
+            assert row.expires_at is not None  # noqa: S101 (expired implies it)
+            _roll_over(session, row, row.expires_at, now)
             if row.remaining > 0:
-                assert row.expires_at is not None  # noqa: S101 (expired implies it)
                 session.add(_ledger(row, "expiry", -row.remaining, row.expires_at))
                 row.remaining = 0.0
             row.expiry_recorded = True
@@ -260,13 +379,25 @@ class CreditService:
         self,
         database: Database,
         clock: Clock,
+        catalogs: CatalogCache,
         on_catalog_change: Callable[[str], None] = lambda environment_id: None,
         on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
     ) -> None:
         self._db = database
         self._clock = clock
+        self._catalogs = catalogs
         self._catalog_changed = on_catalog_change
         self._customer_changed = on_customer_change
+
+    def _locked_and_refreshed(
+        self, session: Session, environment_id: str, company_key: str, now: datetime
+    ) -> CompanyRow:
+        """The company, locked, with its plan grants issued and its expiries written."""
+        company = find_company_row(session, environment_id, company_key)
+        lock_companies(session, [company.id])
+        subscriptions = [to_subscription(s) for s in company_subscription_rows(session, company.id)]
+        refresh_credits_in(session, company, self._catalogs.get(environment_id), subscriptions, now)
+        return company
 
     @changes_catalog
     def create_credit_type(
@@ -415,9 +546,7 @@ class CreditService:
         """Zero a grant out: a `void` row takes what was left of it."""
         now = self._clock()
         with self._db.write() as session:
-            company = find_company_row(session, environment_id, company_key)
-            lock_companies(session, [company.id])
-            settle_expiries_in(session, company.id, now)
+            company = self._locked_and_refreshed(session, environment_id, company_key, now)
             row = session.get(CreditGrantRow, grant_id)
             if row is None or row.company_id != company.id:
                 raise NotFound(f"There is no grant {grant_id!r}.", code="grant_not_found")
@@ -432,9 +561,7 @@ class CreditService:
     def list_grants(self, environment_id: str, company_key: str) -> list[GrantRecord]:
         now = self._clock()
         with self._db.write() as session:
-            company = find_company_row(session, environment_id, company_key)
-            lock_companies(session, [company.id])
-            settle_expiries_in(session, company.id, now)
+            company = self._locked_and_refreshed(session, environment_id, company_key, now)
             rows = company_grant_rows(session, company.id)
             return [_grant_record(row, company_key, now) for row in rows]
 
@@ -442,9 +569,7 @@ class CreditService:
         """Each credit type's balance (types the company has grants of)."""
         now = self._clock()
         with self._db.write() as session:
-            company = find_company_row(session, environment_id, company_key)
-            lock_companies(session, [company.id])
-            settle_expiries_in(session, company.id, now)
+            company = self._locked_and_refreshed(session, environment_id, company_key, now)
             grants = [to_grant(row) for row in company_grant_rows(session, company.id)]
         return [
             CreditBalance(
@@ -475,9 +600,7 @@ class CreditService:
         """The company's ledger, oldest first (expiries written up to now)."""
         now = self._clock()
         with self._db.write() as session:
-            company = find_company_row(session, environment_id, company_key)
-            lock_companies(session, [company.id])
-            settle_expiries_in(session, company.id, now)
+            company = self._locked_and_refreshed(session, environment_id, company_key, now)
             query = (
                 select(CreditLedgerRow, CreditTypeRow.key)
                 .join(CreditTypeRow, CreditTypeRow.id == CreditLedgerRow.credit_type_id)

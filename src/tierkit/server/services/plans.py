@@ -87,6 +87,7 @@ def find_plan_row(
 def _unknown_credits(session: Session, environment_id: str, plan: Plan) -> list[Problem]:
     """Entitlements priced in a credit type the environment does not have."""
     named = {e.credit for e in plan.entitlements if e.credit is not None}
+    named |= {g.credit for g in plan.credit_grants}
     if not named:
         return []
     known = set(
@@ -96,14 +97,16 @@ def _unknown_credits(session: Session, environment_id: str, plan: Plan) -> list[
             )
         )
     )
+    places = [(f"entitlements.{i}.credit", e.credit) for i, e in enumerate(plan.entitlements)]
+    places += [(f"credit_grants.{i}.credit", g.credit) for i, g in enumerate(plan.credit_grants)]
     return [
         Problem(
-            f"entitlements.{index}.credit",
+            param,
             "credit_not_found",
-            f"There is no credit type {e.credit!r}; create it with POST /v1/credits.",
+            f"There is no credit type {credit!r}; create it with POST /v1/credits.",
         )
-        for index, e in enumerate(plan.entitlements)
-        if e.credit is not None and e.credit not in known
+        for param, credit in places
+        if credit is not None and credit not in known
     ]
 
 

@@ -13,6 +13,7 @@ from tierkit.engine.catalog import (
     Overage,
     Period,
     Plan,
+    PlanCreditGrant,
     PlanStatus,
     PlanType,
     Price,
@@ -139,6 +140,10 @@ def to_plan(row: PlanRow) -> Plan:
         metadata=dict(row.plan_metadata),
         entitlements=tuple(to_entitlement(e) for e in row.entitlements),
         prices=tuple(to_price(p) for p in row.prices),
+        credit_grants=tuple(
+            PlanCreditGrant(g["credit"], g["amount"], Period(g["period"]), g.get("rollover_max"))
+            for g in row.credit_grants or ()
+        ),
     )
 
 
@@ -155,6 +160,15 @@ def write_plan_fields(row: PlanRow, plan: Plan) -> None:
     row.trial_days = plan.trial_days
     row.sort_order = plan.sort_order
     row.plan_metadata = dict(plan.metadata)
+    row.credit_grants = [
+        {
+            "credit": g.credit,
+            "amount": g.amount,
+            "period": g.period.value,
+            "rollover_max": g.rollover_max,
+        }
+        for g in plan.credit_grants
+    ]
 
 
 def to_override(row: OverrideRow) -> Override:

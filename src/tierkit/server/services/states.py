@@ -15,7 +15,12 @@ from tierkit.engine.evaluate import Catalog, CompanyState, UserState, usage_wind
 from tierkit.server.db.tables import CompanyRow, UserRow
 from tierkit.server.services.companies import get_company_row
 from tierkit.server.services.counters import CounterSpec, read_counters
-from tierkit.server.services.credits import company_grant_rows, to_grant
+from tierkit.server.services.credits import (
+    company_grant_rows,
+    credits_need_refresh,
+    due_plan_grants,
+    to_grant,
+)
 from tierkit.server.services.overrides import company_override_rows
 from tierkit.server.services.rows import to_override
 from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
@@ -42,6 +47,8 @@ class LoadedCompany:
     company_id: str | None
     missing: list[CounterSpec]
     """Counters the state needs that do not exist yet (their usage reads 0 in `state`)."""
+    credits_stale: bool = False
+    """A plan grant is owed or an expiry is not in the ledger yet (`refresh_credits_in`)."""
 
 
 def counter_specs(catalog: Catalog, state: CompanyState, now: datetime) -> dict[str, CounterSpec]:
@@ -60,14 +67,17 @@ def load_company(
     row = get_company_row(session, environment_id, key)
     if row is None:
         return LoadedCompany(CompanyState(key=key, found=False), None, [])
+    grant_rows = company_grant_rows(session, row.id)
     state = CompanyState(
         key=key,
         traits=dict(row.traits),
         subscriptions=tuple(to_subscription(s) for s in company_subscription_rows(session, row.id)),
         overrides=tuple(to_override(o) for o in company_override_rows(session, row.id)),
-        grants=tuple(to_grant(g) for g in company_grant_rows(session, row.id)),
+        grants=tuple(to_grant(g) for g in grant_rows),
         timezone=company_zone(row),
     )
+    due = due_plan_grants(catalog, state.subscriptions, row.created_at, now)
+    stale = credits_need_refresh(grant_rows, due, now)
     specs = counter_specs(catalog, state, now)
     values, missing = read_counters(session, row.id, specs.values(), now)
     state = replace(
@@ -77,7 +87,7 @@ def load_company(
             feature: (spec.start, spec.end) for feature, spec in specs.items() if spec in values
         },
     )
-    return LoadedCompany(state, row.id, missing)
+    return LoadedCompany(state, row.id, missing, stale)
 
 
 def load_user(session: Session, environment_id: str, key: str) -> UserState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from tierkit.engine.catalog import (
     MAX_SAFE_NUMBER,
@@ -14,6 +14,7 @@ from tierkit.engine.catalog import (
     Overage,
     Period,
     Plan,
+    PlanCreditGrant,
     PlanStatus,
     PlanType,
     Price,
@@ -102,6 +103,33 @@ class PriceBody(InputModel):
         )
 
 
+class CreditGrantSpec(InputModel):
+    credit: Key
+    amount: Annotated[Number, Field(gt=0, le=MAX_SAFE_NUMBER)]
+    period: Period = Field(default=Period.MONTH, description="day, week, month or year.")
+    rollover_max: Annotated[Number, Field(ge=0, le=MAX_SAFE_NUMBER)] | None = Field(
+        default=None, description="At most this much of what is left carries into the next."
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _periodic(cls, period: Period) -> Period:
+        if period is Period.ALL_TIME:
+            raise ValueError("credits are granted each day, week, month or year")
+        return period
+
+    def to_spec(self) -> PlanCreditGrant:
+        rollover = None if self.rollover_max is None else float(self.rollover_max)
+        return PlanCreditGrant(self.credit, float(self.amount), self.period, rollover)
+
+
+class CreditGrantSpecOut(OutputModel):
+    credit: str
+    amount: float
+    period: Period
+    rollover_max: float | None
+
+
 class PlanUpdate(InputModel):
     """Fields to change; omitted fields are kept. `entitlements`/`prices` replace the lists."""
 
@@ -117,10 +145,11 @@ class PlanUpdate(InputModel):
     metadata: Metadata | None = None
     entitlements: list[EntitlementBody] | None = Field(default=None, max_length=500)
     prices: list[PriceBody] | None = Field(default=None, max_length=100)
+    credit_grants: list[CreditGrantSpec] | None = Field(default=None, max_length=20)
 
     not_null = frozenset(
         {"name", "description", "type", "group", "status", "visibility", "is_default",
-         "sort_order", "metadata", "entitlements", "prices"}
+         "sort_order", "metadata", "entitlements", "prices", "credit_grants"}
     )  # fmt: skip
 
     def to_changes(self) -> dict[str, Any]:
@@ -129,6 +158,8 @@ class PlanUpdate(InputModel):
             changes["entitlements"] = tuple(e.to_entitlement(e.feature) for e in self.entitlements)
         if self.prices is not None:
             changes["prices"] = tuple(p.to_price() for p in self.prices)
+        if self.credit_grants is not None:
+            changes["credit_grants"] = tuple(g.to_spec() for g in self.credit_grants)
         return changes
 
 
@@ -146,6 +177,11 @@ class PlanCreate(InputModel):
     metadata: Metadata = Field(default_factory=dict)
     entitlements: list[EntitlementBody] = Field(default_factory=list, max_length=500)
     prices: list[PriceBody] = Field(default_factory=list, max_length=100)
+    credit_grants: list[CreditGrantSpec] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Credits issued to subscribers each period.",
+    )
 
     def to_plan(self) -> Plan:
         return Plan(
@@ -162,6 +198,7 @@ class PlanCreate(InputModel):
             metadata=self.metadata,
             entitlements=tuple(e.to_entitlement(e.feature) for e in self.entitlements),
             prices=tuple(p.to_price() for p in self.prices),
+            credit_grants=tuple(g.to_spec() for g in self.credit_grants),
         )
 
 
@@ -222,6 +259,7 @@ class PlanOut(OutputModel):
     metadata: dict[str, Any]
     entitlements: list[EntitlementOut]
     prices: list[PriceOut]
+    credit_grants: list[CreditGrantSpecOut]
     created_at: datetime
     updated_at: datetime
 
@@ -243,6 +281,7 @@ class PlanOut(OutputModel):
             metadata=dict(plan.metadata),
             entitlements=[EntitlementOut.of(e) for e in plan.entitlements],
             prices=[PriceOut.model_validate(p) for p in plan.prices],
+            credit_grants=[CreditGrantSpecOut.model_validate(g) for g in plan.credit_grants],
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
