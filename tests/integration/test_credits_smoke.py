@@ -39,7 +39,7 @@ def test_credits_smoke(api: httpx.Client, clock: SettableClock) -> None:
     assert v.json()["status"] == "voided", v.text
     assert api.get("/v1/companies/acme/credits").json()["data"][0]["balance"] == 0
     r = api.get("/v1/plans/free").json()["entitlements"][0]
-    assert r["credit"] == "ai" and r["credit_cost"] == 5, r
+    assert (r["credit"], r["credit_cost"]) == ("ai", 5), r
 
 
 def test_bundle_smoke(api: httpx.Client) -> None:
