@@ -158,6 +158,21 @@ class RegionalPrice:
     amount: int
 
 
+class DiscountKind(StrEnum):
+    PERCENT = "percent"
+    FIXED = "fixed"
+
+
+@dataclass(frozen=True, slots=True)
+class IntroOffer:
+    """A discount for the first `cycles` billing cycles: `value` percent, or `value` minor
+    units off (in the price's currency)."""
+
+    kind: DiscountKind
+    value: float
+    cycles: int
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     interval: PriceInterval
@@ -165,6 +180,9 @@ class Price:
     amount: int
     default: bool = False
     regional: tuple[RegionalPrice, ...] = ()
+    trial_days: int | None = None
+    """A trial for subscriptions at this price (instead of the plan's `trial_days`)."""
+    intro: IntroOffer | None = None
 
     def amounts(self) -> dict[str, int]:
         """The price in each currency it is offered in."""

@@ -66,10 +66,12 @@ def plan_debit(
         return []
     taken = []
     left = amount
+    # Fractional credits: a shortfall within float rounding of the amount is no shortfall.
+    tolerance = 1e-9 * max(1.0, abs(amount))
     for grant in burn_order(grants, credit, now):
         take = min(grant.remaining, left)
         taken.append((grant, take))
         left -= take
-        if left <= 0:
+        if left <= tolerance:
             return taken
     return None

@@ -301,6 +301,15 @@ def _entitled(
     return _Entitled(Entitlement(feature.key, value=value), Reason.DEFAULT)
 
 
+def entitlement_of(
+    catalog: Catalog, company: CompanyState, feature_key: str, *, now: datetime
+) -> Entitlement:
+    """The entitlement that decides the feature for the company now (with its period, soft
+    limit and overage price), before usage and credits meet it."""
+    feature = catalog.features[feature_key]
+    return _entitled(catalog, feature, company, user=None, context={}, now=now).entitlement
+
+
 def _base_anchor(company: CompanyState, now: datetime) -> datetime | None:
     base = [
         s for s in active_subscriptions(company.subscriptions, now) if s.plan_type is PlanType.BASE

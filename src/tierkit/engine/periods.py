@@ -41,17 +41,20 @@ def add_intervals(anchor: datetime, unit: Unit, count: int) -> datetime:
     return _ADD[unit](anchor, count)
 
 
-def cycle_bounds(anchor: datetime, unit: Unit, at: datetime) -> tuple[datetime, datetime]:
-    """The cycle of `unit`s anchored at `anchor` that contains `at`: `start <= at < end`.
-
-    Works before the anchor too (negative cycles), so late or early timestamps have a cycle.
-    """
-    estimate = int((at - anchor).total_seconds() // (_APPROXIMATE_DAYS[unit] * 86_400))
-    count = estimate
+def cycle_number(anchor: datetime, unit: Unit, at: datetime) -> int:
+    """Which cycle of `unit`s anchored at `anchor` holds `at` (0 is the first; negative
+    before the anchor, so late or early timestamps have a cycle)."""
+    count = int((at - anchor).total_seconds() // (_APPROXIMATE_DAYS[unit] * 86_400))
     while add_intervals(anchor, unit, count) > at:
         count -= 1
     while add_intervals(anchor, unit, count + 1) <= at:
         count += 1
+    return count
+
+
+def cycle_bounds(anchor: datetime, unit: Unit, at: datetime) -> tuple[datetime, datetime]:
+    """The cycle of `unit`s anchored at `anchor` that contains `at`: `start <= at < end`."""
+    count = cycle_number(anchor, unit, at)
     return add_intervals(anchor, unit, count), add_intervals(anchor, unit, count + 1)
 
 

@@ -170,6 +170,9 @@ class PriceRow(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     is_default: Mapped[bool] = mapped_column(Boolean)
     regional: Mapped[Any] = mapped_column(json_column_type())
+    trial_days: Mapped[int | None] = mapped_column(Integer)
+    intro: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    """`{"kind": "percent"|"fixed", "value", "cycles"}`."""
 
 
 class CompanyRow(Base):

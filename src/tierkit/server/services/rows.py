@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from tierkit.engine.catalog import (
     Aggregation,
+    DiscountKind,
     Entitlement,
     Feature,
     FeatureOption,
     FeatureStatus,
     FeatureType,
+    IntroOffer,
     Meter,
     Overage,
     Period,
@@ -110,6 +112,10 @@ def to_price(row: PriceRow) -> Price:
         amount=row.amount,
         default=row.is_default,
         regional=tuple(RegionalPrice(r["currency"], r["amount"]) for r in row.regional),
+        trial_days=row.trial_days,
+        intro=IntroOffer(DiscountKind(row.intro["kind"]), row.intro["value"], row.intro["cycles"])
+        if row.intro
+        else None,
     )
 
 
@@ -122,6 +128,14 @@ def new_price_row(price: Price, position: int) -> PriceRow:
         amount=price.amount,
         is_default=price.default,
         regional=[{"currency": r.currency, "amount": r.amount} for r in price.regional],
+        trial_days=price.trial_days,
+        intro=None
+        if price.intro is None
+        else {
+            "kind": price.intro.kind.value,
+            "value": price.intro.value,
+            "cycles": price.intro.cycles,
+        },
     )
 
 

@@ -104,6 +104,17 @@ def _price_interval(plan: PlanRow, asked: PriceInterval | None) -> PriceInterval
     return default or (intervals[0] if intervals else None)
 
 
+def _trial_days(plan: PlanRow, interval: PriceInterval | None) -> int | None:
+    """The trial of a subscription at `interval`: its price's own `trial_days` (the default
+    price's first), else the plan's."""
+    prices = sorted(
+        (p for p in plan.prices if interval is not None and p.interval == interval.value),
+        key=lambda p: not p.is_default,
+    )
+    own = next((p.trial_days for p in prices if p.trial_days is not None), None)
+    return own if own is not None else plan.trial_days
+
+
 def subscribe_in(
     session: Session,
     company: CompanyRow,
@@ -122,9 +133,10 @@ def subscribe_in(
             param=plan_param,
         )
     started_at = request.started_at or now
+    interval = _price_interval(plan, request.price_interval)
     trial_ends_at = request.trial_ends_at
     if trial_ends_at is None and request.plan_trial:
-        trial_ends_at = default_trial_end(started_at, plan.trial_days)
+        trial_ends_at = default_trial_end(started_at, _trial_days(plan, interval))
     _check_times(started_at, trial_ends_at, request.ends_at)
     existing = company_subscription_rows(session, company.id)
     if plan.type == PlanType.ADD_ON.value:
@@ -144,7 +156,7 @@ def subscribe_in(
         plan_id=plan.id,
         plan=plan,
         quantity=request.quantity,
-        price_interval=_price_interval(plan, request.price_interval),
+        price_interval=interval,
         started_at=started_at,
         trial_ends_at=trial_ends_at,
         ends_at=request.ends_at,

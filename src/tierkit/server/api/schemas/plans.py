@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from tierkit.engine.catalog import (
     MAX_SAFE_NUMBER,
+    DiscountKind,
     Entitlement,
     FeatureType,
+    IntroOffer,
     Overage,
     Period,
     Plan,
@@ -86,20 +94,43 @@ class RegionalPriceBody(InputModel):
     amount: Amount
 
 
+class IntroBody(InputModel):
+    """A discount for the first `cycles` billing cycles."""
+
+    kind: DiscountKind
+    value: Annotated[Number, Field(gt=0, le=10**12)] = Field(
+        description="Percent off (up to 100), or minor units off (`fixed`)."
+    )
+    cycles: WholeNumber = Field(ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _percent_at_most_100(self) -> IntroBody:
+        if self.kind is DiscountKind.PERCENT and self.value > 100:
+            raise ValueError("a percent discount is at most 100")
+        return self
+
+
 class PriceBody(InputModel):
     interval: PriceInterval
     currency: Currency
     amount: Amount
     default: Flag = False
     regional: list[RegionalPriceBody] = Field(default_factory=list, max_length=50)
+    trial_days: WholeNumber | None = Field(
+        default=None, ge=0, le=3650, description="A trial at this price (over the plan's)."
+    )
+    intro: IntroBody | None = None
 
     def to_price(self) -> Price:
+        intro = self.intro
         return Price(
             interval=self.interval,
             currency=self.currency,
             amount=self.amount,
             default=self.default,
             regional=tuple(RegionalPrice(r.currency, r.amount) for r in self.regional),
+            trial_days=self.trial_days,
+            intro=IntroOffer(intro.kind, float(intro.value), intro.cycles) if intro else None,
         )
 
 
@@ -236,12 +267,30 @@ class RegionalPriceOut(OutputModel):
     amount: int
 
 
+class IntroOut(OutputModel):
+    kind: DiscountKind
+    value: float
+    cycles: int
+
+
 class PriceOut(OutputModel):
     interval: PriceInterval
     currency: str
     amount: int
     default: bool
     regional: list[RegionalPriceOut]
+    trial_days: int | None = None
+    intro: IntroOut | None = None
+
+    @model_serializer(mode="wrap")
+    def _offers_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Prices without a trial or an intro offer read as they always have.
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("trial_days", "intro"):
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
 
 
 class PlanOut(OutputModel):
