@@ -85,8 +85,7 @@ def display_value(feature: Feature, entitlement: Entitlement | None) -> str:
         return names.get(str(value), str(value))
     number = finite_number(value)
     text = _number_text(number) if number is not None else str(value)
-    if feature.unit:
-        text = f"{text} {feature.unit}"
+    # No unit: the page has the feature's `unit` to say it in its own words (and plurals).
     if feature.type is FeatureType.METERED:
         period = entitlement.period or Period.MONTH
         if period is not Period.ALL_TIME:

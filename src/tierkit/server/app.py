@@ -23,6 +23,7 @@ from tierkit.server.api.routes import (
     kickplan,
     ofrep,
     plans,
+    pricing,
     usage,
     users,
 )
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         checks.router,
         usage.router,
         credits.router,
+        pricing.router,
         ofrep.router,
     )
     for router in routers:

@@ -24,7 +24,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
 from tierkit.server.services.clock import Clock
-from tierkit.server.services.companies import find_company_row
+from tierkit.server.services.companies import company_not_found, find_company_row
 from tierkit.server.services.consumption import (
     consumable_meter,
     debit_consumed,
@@ -122,6 +122,13 @@ class CheckService:
                 return load_user(session, environment_id, key)
 
         return self._users.get((environment_id, key), load)
+
+    def company_state(self, environment_id: str, key: str) -> CompanyState:
+        """The company's state read anew (404 `company_not_found` when there is none)."""
+        state = self._company(environment_id, key, fresh=True)
+        if not state.found:
+            raise company_not_found(key)
+        return state
 
     def catalog(self, environment_id: str) -> Catalog:
         """The environment's compiled catalog (from memory)."""

@@ -18,6 +18,7 @@ from tierkit.server.services.events import EventService
 from tierkit.server.services.features import FeatureService
 from tierkit.server.services.overrides import OverrideService
 from tierkit.server.services.plans import PlanService
+from tierkit.server.services.pricing import PricingService
 from tierkit.server.services.subscriptions import SubscriptionService
 from tierkit.server.services.usage import UsageService
 from tierkit.server.services.users import UserService
@@ -40,6 +41,7 @@ class Services:
     checks: CheckService
     events: EventService
     credits: CreditService
+    pricing: PricingService
     usage: UsageService
 
     @classmethod
@@ -67,6 +69,7 @@ class Services:
             checks=checks,
             events=EventService(database, clock, catalogs, company_changed, user_changed),
             usage=UsageService(database, clock, catalogs, checks),
+            pricing=PricingService(clock, catalogs, checks),
             credits=CreditService(
                 database, clock, catalogs, checks.catalog_changed, company_changed
             ),
