@@ -75,5 +75,4 @@ def test_pricing_smoke(api: httpx.Client, clock: SettableClock, make_client: Cli
     api.post("/v1/events", json={"event": "api_call", "company": "acme", "quantity": 12500})
     inv = api.get("/v1/companies/acme/invoice-preview")
     assert inv.status_code == 200, inv.text
-    print(inv.json())
     assert inv.json()["total"] == 2900 - 1450 + 1500 + 150, inv.json()
