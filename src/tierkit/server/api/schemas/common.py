@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     Strict,
     StringConstraints,
@@ -270,3 +271,11 @@ Traits = Annotated[
         description="Merged key by key into the current traits; `null` removes a trait.",
     ),
 ]
+
+
+def _whole_as_int(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+Measure = Annotated[float, PlainSerializer(_whole_as_int, return_type=float | int)]
+"""A reply's quantity or amount of credits: whole numbers read as integers (`500`, not `500.0`)."""

@@ -16,6 +16,7 @@ from tierkit.server.api.schemas.common import (
     Description,
     InputModel,
     Key,
+    Measure,
     Name,
     OutputModel,
     Timestamp,
@@ -77,8 +78,8 @@ class GrantOut(OutputModel):
     id: str
     company: str
     credit: str
-    amount: float
-    remaining: float
+    amount: Measure
+    remaining: Measure
     priority: int
     source: str
     note: str
@@ -94,7 +95,7 @@ class GrantOut(OutputModel):
 
 class BalanceOut(OutputModel):
     credit: str
-    balance: float
+    balance: Measure
     next_expiry: datetime | None
 
     @classmethod
@@ -107,7 +108,7 @@ class LedgerEntryOut(OutputModel):
     credit: str
     grant: str
     kind: str = Field(description="grant, debit, expiry, void or rollover.")
-    amount: float = Field(description="Signed: what the row adds to the balance.")
+    amount: Measure = Field(description="Signed: what the row adds to the balance.")
     at: datetime
     event: str | None = Field(description="The consume event behind a debit.")
     feature: str | None
@@ -157,7 +158,7 @@ class BundleOut(OutputModel):
     key: str
     name: str
     credit: str
-    amount: float
+    amount: Measure
     price: MoneyOut
     expires_in_days: int | None
     created_at: datetime

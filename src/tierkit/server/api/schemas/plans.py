@@ -39,6 +39,7 @@ from tierkit.server.api.schemas.common import (
     Flag,
     InputModel,
     Key,
+    Measure,
     Metadata,
     Name,
     OutputModel,
@@ -156,9 +157,9 @@ class CreditGrantSpec(InputModel):
 
 class CreditGrantSpecOut(OutputModel):
     credit: str
-    amount: float
+    amount: Measure
     period: Period
-    rollover_max: float | None
+    rollover_max: Measure | None
 
 
 class PlanUpdate(InputModel):
@@ -247,7 +248,7 @@ class EntitlementOut(OutputModel):
     soft_limit: bool
     overage: OverageOut | None
     credit: str | None = Field(default=None, description="Only on credit-priced entitlements.")
-    credit_cost: float | None = Field(default=None, description="Credits per unit.")
+    credit_cost: Measure | None = Field(default=None, description="Credits per unit.")
 
     @model_serializer(mode="wrap")
     def _credit_only_when_priced(self, handler: SerializerFunctionWrapHandler) -> Any:
