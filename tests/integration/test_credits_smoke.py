@@ -90,7 +90,7 @@ def test_plan_grants_smoke(api: httpx.Client, clock: SettableClock) -> None:
     balances = api.get("/v1/companies/acme/credits").json()["data"]
     assert balances[0]["balance"] == 130, balances
     ledger = api.get("/v1/companies/acme/credits/ledger").json()["data"]
-    assert [e["kind"] for e in ledger] == ["grant", "debit", "grant", "rollover", "expiry"], ledger
+    assert [e["kind"] for e in ledger] == ["grant", "debit", "rollover", "expiry", "grant"], ledger
     assert sum(e["amount"] for e in ledger) == 130
     r = api.post("/v1/check", json={"company": "acme", "feature": "image_gen"})
     assert r.json()["credits"]["balance"] == 130, r.text

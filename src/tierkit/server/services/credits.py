@@ -229,8 +229,10 @@ def refresh_credits_in(
     subscriptions: Sequence[Subscription],
     now: datetime,
 ) -> None:
-    """Issue what the plans owe for the current periods, then write expiries (and rollovers)
-    into the ledger. The caller holds the company's lock."""
+    """Write expiries (and rollovers) into the ledger, then issue what the plans owe for the
+    current periods: ledger rows stay in the order things happened. The caller holds the
+    company's lock."""
+    settle_expiries_in(session, company.id, now)
     issued = {row.issue_key for row in company_grant_rows(session, company.id)}
     for due in due_plan_grants(catalog, subscriptions, company.created_at, now):
         credit = _credit_type(session, company.environment_id, due.spec.credit)
@@ -258,7 +260,7 @@ def refresh_credits_in(
         session.add(row)
         session.flush()
         session.add(_ledger(row, "grant", due.spec.amount, now, note=row.note))
-    settle_expiries_in(session, company.id, now)
+    session.flush()
 
 
 def _roll_over(session: Session, row: CreditGrantRow, expired_at: datetime, now: datetime) -> None:
@@ -511,6 +513,7 @@ class CreditService:
     ) -> GrantRecord:
         company = find_company_row(session, environment_id, company_key)
         lock_companies(session, [company.id])
+        settle_expiries_in(session, company.id, now)  # earlier expiries come first in the ledger
         credit = _credit_type(session, environment_id, new.credit)
         if credit is None:
             raise credit_not_found(new.credit, "credit")
