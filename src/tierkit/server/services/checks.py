@@ -54,6 +54,12 @@ class CheckRequest:
 _STATES_KEPT = 100_000
 
 
+def _outdated(loaded: LoadedCompany, now: datetime) -> bool:
+    """A state read before an instant that changes it (a grant expires, a plan's credit period
+    ends) is not trusted past that instant: its next read writes what the instant changed."""
+    return loaded.refresh_at is not None and now >= loaded.refresh_at
+
+
 class CheckService:
     def __init__(
         self, database: Database, clock: Clock, catalogs: CatalogCache, max_age: float
@@ -61,7 +67,7 @@ class CheckService:
         self._db = database
         self._clock = clock
         self._catalogs = catalogs
-        self._companies: KeyedCache[tuple[str, str], CompanyState] = KeyedCache(
+        self._companies: KeyedCache[tuple[str, str], LoadedCompany] = KeyedCache(
             _STATES_KEPT, max_age
         )
         self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(_STATES_KEPT, max_age)
@@ -78,17 +84,17 @@ class CheckService:
     def user_changed(self, environment_id: str, key: str) -> None:
         self._users.invalidate((environment_id, key))
 
-    def _load_company(self, environment_id: str, key: str) -> CompanyState:
+    def _load_company(self, environment_id: str, key: str) -> LoadedCompany:
         catalog = self._catalogs.get(environment_id)
         now = self._clock()
         with self._db.read() as session:
             loaded = load_company(session, environment_id, key, catalog, now)
         if loaded.company_id is None or not (loaded.missing or loaded.credits_stale):
-            return loaded.state
+            return loaded
         # A first read of a window (a new period, a new meter) counts it from the raw events;
         # a new credit period issues the plans' grants.
         with self._db.write() as session:
-            return self._refreshed_in(session, environment_id, key, catalog, now).state
+            return self._refreshed_in(session, environment_id, key, catalog, now)
 
     @staticmethod
     def _refreshed_in(
@@ -108,10 +114,13 @@ class CheckService:
 
     def _company(self, environment_id: str, key: str, *, fresh: bool = False) -> CompanyState:
         if fresh:
-            return self._load_company(environment_id, key)
-        return self._companies.get(
-            (environment_id, key), lambda: self._load_company(environment_id, key)
-        )
+            return self._load_company(environment_id, key).state
+        cache_key = (environment_id, key)
+        loaded = self._companies.get(cache_key, lambda: self._load_company(environment_id, key))
+        if _outdated(loaded, self._clock()):
+            self._companies.invalidate(cache_key)
+            loaded = self._companies.get(cache_key, lambda: self._load_company(environment_id, key))
+        return loaded.state
 
     def _user(self, environment_id: str, key: str | None) -> UserState | None:
         if key is None:
@@ -150,13 +159,16 @@ class CheckService:
     ) -> list[Decision] | None:
         """`check` when everything it needs is in memory (no I/O at all), else None."""
         catalog = self._catalogs.peek(environment_id)
-        company = self._companies.peek((environment_id, request.company))
+        loaded = self._companies.peek((environment_id, request.company))
+        if loaded is None or _outdated(loaded, self._clock()):
+            return None
+        company = loaded.state
         user = None
         if request.user is not None:
             user = self._users.peek((environment_id, request.user))
             if user is None:
                 return None
-        if catalog is None or company is None:
+        if catalog is None:
             return None
         return self._decide(catalog, company, user, request)
 

@@ -49,6 +49,8 @@ class LoadedCompany:
     """Counters the state needs that do not exist yet (their usage reads 0 in `state`)."""
     credits_stale: bool = False
     """A plan grant is owed or an expiry is not in the ledger yet (`refresh_credits_in`)."""
+    refresh_at: datetime | None = None
+    """The next instant that changes the company's credits (an expiry, a new period)."""
 
 
 def counter_specs(catalog: Catalog, state: CompanyState, now: datetime) -> dict[str, CounterSpec]:
@@ -78,6 +80,8 @@ def load_company(
     )
     due = due_plan_grants(catalog, state.subscriptions, row.created_at, now)
     stale = credits_need_refresh(grant_rows, due, now)
+    upcoming = [g.expires_at for g in grant_rows if g.expires_at and g.expires_at > now]
+    refresh_at = min([*upcoming, *(d.end for d in due)], default=None)
     specs = counter_specs(catalog, state, now)
     values, missing = read_counters(session, row.id, specs.values(), now)
     state = replace(
@@ -87,7 +91,7 @@ def load_company(
             feature: (spec.start, spec.end) for feature, spec in specs.items() if spec in values
         },
     )
-    return LoadedCompany(state, row.id, missing, stale)
+    return LoadedCompany(state, row.id, missing, stale, refresh_at)
 
 
 def load_user(session: Session, environment_id: str, key: str) -> UserState:
