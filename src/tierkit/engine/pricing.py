@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from tierkit.engine.catalog import (
     DiscountKind,
@@ -51,7 +52,11 @@ def intro_discount(price: Price, amount: int, cycle: int) -> int:
     if offer is None or cycle >= offer.cycles:
         return 0
     if offer.kind is DiscountKind.PERCENT:
-        return min(amount, round(amount * offer.value / 100))
+        # Money rounds half up (0.5% of 2900 is 15 off), not half to even as `round` does.
+        off = (Decimal(amount) * Decimal(str(offer.value)) / 100).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP
+        )
+        return min(amount, int(off))
     return min(amount, int(offer.value))
 
 
