@@ -217,11 +217,8 @@ class _CurrentUsage(Mapping[str, float]):
         feature = self._catalog.features.get(key)
         if feature is None or key not in self._company.usage_windows:
             return float(self._company.usage[key])
-        granted, _ = _granted(self._catalog, feature, self._company, self._now)
-        entitlement = granted.entitlement if granted else Entitlement(key)
-        return _used(
-            feature, self._company, usage_window(feature, entitlement, self._company, self._now)
-        )
+        window = _current_window(self._catalog, feature, self._company, self._now)
+        return _used(feature, self._company, window)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._company.usage)
@@ -344,16 +341,23 @@ def usage_window(
 
 def usage_windows(catalog: Catalog, company: CompanyState, now: datetime) -> dict[str, Window]:
     """The current usage window of every metered feature with a meter, for callers that read
-    counters before evaluating. A period comes from what the global value, an override or
-    the plans grant; rules and defaults carry none (a calendar month)."""
+    counters before evaluating."""
     windows = {}
     for key, feature in catalog.features.items():
         if feature.type is not FeatureType.METERED or feature.meter is None:
             continue
-        granted, _ = _granted(catalog, feature, company, now)
-        entitlement = granted.entitlement if granted else Entitlement(key)
-        windows[key] = usage_window(feature, entitlement, company, now)
+        windows[key] = _current_window(catalog, feature, company, now)
     return windows
+
+
+def _current_window(
+    catalog: Catalog, feature: Feature, company: CompanyState, now: datetime
+) -> Window:
+    """The window the feature's usage counts over now: the period of what the global value,
+    an override or the plans grant (rules and defaults carry none: a calendar month)."""
+    granted, _ = _granted(catalog, feature, company, now)
+    entitlement = granted.entitlement if granted else Entitlement(feature.key)
+    return usage_window(feature, entitlement, company, now)
 
 
 def _used(feature: Feature, company: CompanyState, window: Window) -> float:

@@ -21,6 +21,7 @@ from tierkit.engine.evaluate import (
     evaluate,
 )
 from tierkit.server.db import Database
+from tierkit.server.db.tables import CompanyRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
 from tierkit.server.services.clock import Clock
@@ -38,7 +39,6 @@ from tierkit.server.services.errors import InvalidRequest
 from tierkit.server.services.events import ensure_companies
 from tierkit.server.services.features import feature_not_found
 from tierkit.server.services.states import LoadedCompany, load_company, load_user
-from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +94,21 @@ class CheckService:
         # A first read of a window (a new period, a new meter) counts it from the raw events;
         # a new credit period issues the plans' grants.
         with self._db.write() as session:
-            return self._refreshed_in(session, environment_id, key, catalog, now)
+            company = find_company_row(session, environment_id, key)
+            lock_companies(session, [company.id])
+            return self._refreshed_in(session, company, catalog, now)
 
     @staticmethod
     def _refreshed_in(
-        session: Session, environment_id: str, key: str, catalog: Catalog, now: datetime
+        session: Session, company: CompanyRow, catalog: Catalog, now: datetime
     ) -> LoadedCompany:
-        """The company's state with its counters and credits brought up to `now`, under its
-        lock (the company must exist)."""
-        company = find_company_row(session, environment_id, key)
-        lock_companies(session, [company.id])
-        subscriptions = [to_subscription(s) for s in company_subscription_rows(session, company.id)]
-        refresh_credits_in(session, company, catalog, subscriptions, now)
-        loaded = load_company(session, environment_id, key, catalog, now)
+        """The company's state with its counters and credits brought up to `now`. The caller
+        holds the company's lock."""
+        refresh_credits_in(session, company, catalog, now)
+        loaded = load_company(session, company.environment_id, company.key, catalog, now)
         if loaded.missing:
             ensure_counters(session, company.id, loaded.missing, now)
-            loaded = load_company(session, environment_id, key, catalog, now)
+            loaded = load_company(session, company.environment_id, company.key, catalog, now)
         return loaded
 
     def _company(self, environment_id: str, key: str, *, fresh: bool = False) -> CompanyState:
@@ -192,7 +191,9 @@ class CheckService:
                     earlier = earlier_consume(session, environment_id, idempotency_key)
                     if earlier is not None:
                         return earlier
-                loaded = self._refreshed_in(session, environment_id, request.company, catalog, now)
+                # Locked by ensure_companies.
+                company = session.get_one(CompanyRow, company_id)
+                loaded = self._refreshed_in(session, company, catalog, now)
                 decision = evaluate(
                     catalog,
                     loaded.state,

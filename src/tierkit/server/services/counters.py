@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from tierkit.engine.catalog import Aggregation, Meter
 from tierkit.engine.meters import MeterEvent, combine, latest_key, reading
 from tierkit.server.db.tables import EventRow, UsageCounterRow, UsageUniqueRow
+from tierkit.server.db.types import naive_utc
 from tierkit.server.db.upserts import execute_on_postgres, insert_ignoring_conflicts, is_postgres
 
 ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
@@ -329,8 +330,7 @@ def _write_back(session: Session, counters: Sequence[_Kept]) -> None:
             {
                 "i": [k.id for k in counters],
                 "v": [k.value for k in counters],
-                "a": [k.latest_at.astimezone(UTC).replace(tzinfo=None) if k.latest_at else None
-                      for k in counters],
+                "a": [naive_utc(k.latest_at) if k.latest_at else None for k in counters],
                 "s": [k.latest_seq for k in counters],
             },
         )  # fmt: skip

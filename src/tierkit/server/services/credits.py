@@ -223,17 +223,14 @@ def credits_need_refresh(
 
 
 def refresh_credits_in(
-    session: Session,
-    company: CompanyRow,
-    catalog: Catalog,
-    subscriptions: Sequence[Subscription],
-    now: datetime,
+    session: Session, company: CompanyRow, catalog: Catalog, now: datetime
 ) -> None:
     """Write expiries (and rollovers) into the ledger, then issue what the plans owe for the
     current periods: ledger rows stay in the order things happened. The caller holds the
     company's lock."""
     settle_expiries_in(session, company.id, now)
     issued = {row.issue_key for row in company_grant_rows(session, company.id)}
+    subscriptions = [to_subscription(s) for s in company_subscription_rows(session, company.id)]
     for due in due_plan_grants(catalog, subscriptions, company.created_at, now):
         credit = _credit_type(session, company.environment_id, due.spec.credit)
         if due.key in issued or credit is None:
@@ -397,8 +394,7 @@ class CreditService:
         """The company, locked, with its plan grants issued and its expiries written."""
         company = find_company_row(session, environment_id, company_key)
         lock_companies(session, [company.id])
-        subscriptions = [to_subscription(s) for s in company_subscription_rows(session, company.id)]
-        refresh_credits_in(session, company, self._catalogs.get(environment_id), subscriptions, now)
+        refresh_credits_in(session, company, self._catalogs.get(environment_id), now)
         return company
 
     @changes_catalog

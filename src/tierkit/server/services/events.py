@@ -19,6 +19,7 @@ from tierkit.engine.meters import MeterEvent
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EventRow
+from tierkit.server.db.types import naive_utc
 from tierkit.server.db.upserts import (
     execute_on_postgres,
     insert_ignoring_conflicts,
@@ -198,10 +199,6 @@ _COLUMNS = {
 }
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored]:
     """Insert rows, skipping those whose idempotency key is stored; the rows stored."""
     if not rows:
@@ -214,8 +211,8 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored
     arrays: dict[str, list[Any]] = {
         short: [r[name] for r in rows] for short, name in _COLUMNS.items()
     }
-    arrays["ts"] = [_naive_utc(moment) for moment in arrays["ts"]]
-    arrays["r"] = [_naive_utc(moment) for moment in arrays["r"]]
+    arrays["ts"] = [naive_utc(moment) for moment in arrays["ts"]]
+    arrays["r"] = [naive_utc(moment) for moment in arrays["r"]]
     arrays["p"] = [orjson.dumps(r["properties"]).decode() for r in rows]
     returned = execute_on_postgres(session, _POSTGRES_INSERT, arrays)
     return [
@@ -228,9 +225,9 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored
 
 def store_events(
     session: Session, environment_id: str, events: Sequence[NewEvent], now: datetime
-) -> tuple[int, list[str]]:
+) -> int:
     """Store `events` (duplicates of a stored idempotency key skipped) and fold them into
-    counters and identities. Returns how many were stored and the company keys touched."""
+    counters and identities. Returns how many were stored."""
     company_keys = sorted({e.company for e in events if e.company})
     company_ids = ensure_companies(session, environment_id, company_keys, now)
     rows = [_row_values(environment_id, e, company_ids, now) for e in events]
@@ -248,7 +245,7 @@ def store_events(
                 )
             )
     apply_events(session, usage)
-    return len(stored), company_keys
+    return len(stored)
 
 
 def _apply_identity(
@@ -361,7 +358,7 @@ class EventService:
             unique.append(event)
         try:
             with self._db.write() as session:
-                stored, _ = store_events(session, environment_id, unique, now)
+                stored = store_events(session, environment_id, unique, now)
         finally:
             self._forget(environment_id, events)
         return IngestResult(accepted=stored, duplicates=len(events) - stored)
@@ -386,7 +383,7 @@ class EventService:
         `set` event; errors name its time `time`."""
         event = NewEvent(
             type="set",
-            event=self.gauge_event(environment_id, key),
+            event=self._gauge_event(environment_id, key),
             company=company,
             quantity=value,
             timestamp=at,
@@ -394,7 +391,7 @@ class EventService:
         )
         return self.ingest(environment_id, [event], batch=False, time_param="time")
 
-    def gauge_event(self, environment_id: str, key: str) -> str:
+    def _gauge_event(self, environment_id: str, key: str) -> str:
         """The event a gauge `key` names: the meter event of the `latest`-metered feature
         `key`, or `key` itself taken as an event name."""
         feature = self._catalogs.get(environment_id).features.get(key)
