@@ -4,9 +4,11 @@ user's state, built once and dropped after every write that changes them.
 A check then queries nothing. Writes drop their entries in this process once their transaction
 has ended (`changes_catalog`, `changes_customer` on service methods). Other processes see a
 change when their entry expires (`max_age`, TIERKIT_CACHE_SECONDS): that bounds how stale
-another worker or machine can be until issue 11 pushes invalidations. Time-driven changes need no
-invalidation: a company's state holds its subscription history and override expiries, and the
-engine reads them at the instant of each check.
+another worker or machine can be until issue 11 pushes invalidations. Most time-driven changes
+need no invalidation: a company's state holds its subscription history, override expiries and
+grants, and the engine reads them at the instant of each check. The exception is a plan's new
+credit period, whose grant must be written: a cached company state is not trusted past its
+next credit instant (`CheckService`, `LoadedCompany.refresh_at`).
 """
 
 from __future__ import annotations
