@@ -1,5 +1,43 @@
-"""Tierkit: entitlements for SaaS. The SDK's public names live here."""
+"""Tierkit: entitlements for SaaS. The SDK's public names live here (`pip install tierkit`
+gives the engine and this client; `tierkit[server]` adds the server)."""
+
+from tierkit.client import (
+    ApiError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ClientOptions,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    NotReadyError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TierkitError,
+    TransportError,
+)
+from tierkit.engine.evaluate import Decision, Reason, Usage
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "ClientOptions",
+    "ConflictError",
+    "Decision",
+    "InvalidRequestError",
+    "NotFoundError",
+    "NotReadyError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "Reason",
+    "ServerError",
+    "TierkitError",
+    "TransportError",
+    "Usage",
+    "__version__",
+]

@@ -187,4 +187,6 @@ def _run_server(settings: Settings, host: str, port: int, workers: int) -> None:
         log_level=settings.log_level,
         log_config=None,  # configure_logging formats uvicorn's loggers like ours
         proxy_headers=True,
+        # Open SDK streams never end by themselves: shutdown cuts them after the grace time.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

@@ -1,23 +1,29 @@
-"""Engine types from and to the API's JSON shapes: for the SDK's snapshots, language-neutral
-test vectors, and the check reply. Input is trusted (the server validated it)."""
+"""Engine types from and to the API's JSON shapes: for the SDK's snapshots and company states,
+language-neutral test vectors, and the check reply. Input is trusted (the server validated it).
+
+Every `*_to_json` has a `*_from_json` inverse: `x_from_json(x_to_json(x)) == x`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from tierkit.engine.catalog import (
     Aggregation,
+    CreditType,
+    DiscountKind,
     Entitlement,
     Feature,
     FeatureOption,
     FeatureStatus,
     FeatureType,
+    IntroOffer,
     Meter,
     Overage,
     Period,
     Plan,
+    PlanCreditGrant,
     PlanStatus,
     PlanType,
     Price,
@@ -26,6 +32,7 @@ from tierkit.engine.catalog import (
     Reset,
     Visibility,
 )
+from tierkit.engine.credits import Grant
 from tierkit.engine.customers import Override, Subscription
 from tierkit.engine.evaluate import (
     Catalog,
@@ -96,6 +103,21 @@ def entitlement_from_json(data: Json, feature: str | None = None) -> Entitlement
     )
 
 
+def price_from_json(data: Json) -> Price:
+    intro = data.get("intro")
+    return Price(
+        interval=PriceInterval(data["interval"]),
+        currency=data["currency"],
+        amount=data["amount"],
+        default=bool(data.get("default", False)),
+        regional=tuple(RegionalPrice(r["currency"], r["amount"]) for r in data.get("regional", ())),
+        trial_days=data.get("trial_days"),
+        intro=IntroOffer(DiscountKind(intro["kind"]), intro["value"], intro["cycles"])
+        if intro
+        else None,
+    )
+
+
 def plan_from_json(data: Json) -> Plan:
     return Plan(
         key=data["key"],
@@ -110,19 +132,96 @@ def plan_from_json(data: Json) -> Plan:
         sort_order=data.get("sort_order", 0),
         metadata=dict(data.get("metadata", {})),
         entitlements=tuple(entitlement_from_json(e) for e in data.get("entitlements", ())),
-        prices=tuple(
-            Price(
-                interval=PriceInterval(p["interval"]),
-                currency=p["currency"],
-                amount=p["amount"],
-                default=bool(p.get("default", False)),
-                regional=tuple(
-                    RegionalPrice(r["currency"], r["amount"]) for r in p.get("regional", ())
-                ),
+        prices=tuple(price_from_json(p) for p in data.get("prices", ())),
+        credit_grants=tuple(
+            PlanCreditGrant(
+                g["credit"], g["amount"], Period(g.get("period", "month")), g.get("rollover_max")
             )
-            for p in data.get("prices", ())
+            for g in data.get("credit_grants", ())
         ),
     )
+
+
+def feature_to_json(feature: Feature) -> dict[str, Any]:
+    meter = feature.meter
+    return {
+        "key": feature.key,
+        "name": feature.name,
+        "description": feature.description,
+        "type": feature.type.value,
+        "unit": feature.unit,
+        "status": feature.status.value,
+        "visibility": feature.visibility.value,
+        "meter": None
+        if meter is None
+        else {
+            "event": meter.event,
+            "aggregation": meter.aggregation.value,
+            "property": meter.property,
+        },
+        "options": None
+        if feature.options is None
+        else [{"key": o.key, "name": o.name} for o in feature.options],
+        "default": feature.default,
+        "global_value": feature.global_value,
+    }
+
+
+def entitlement_to_json(entitlement: Entitlement) -> dict[str, Any]:
+    overage = entitlement.overage
+    return {
+        "feature": entitlement.feature,
+        "value": entitlement.value,
+        "unlimited": entitlement.unlimited,
+        "period": entitlement.period.value if entitlement.period else None,
+        "reset": entitlement.reset.value if entitlement.reset else None,
+        "soft_limit": entitlement.soft_limit,
+        "overage": None if overage is None else {"price": overage.price, "per": overage.per},
+        "credit": entitlement.credit,
+        "credit_cost": entitlement.credit_cost,
+    }
+
+
+def price_to_json(price: Price) -> dict[str, Any]:
+    intro = price.intro
+    return {
+        "interval": price.interval.value,
+        "currency": price.currency,
+        "amount": price.amount,
+        "default": price.default,
+        "regional": [{"currency": r.currency, "amount": r.amount} for r in price.regional],
+        "trial_days": price.trial_days,
+        "intro": None
+        if intro is None
+        else {"kind": intro.kind.value, "value": intro.value, "cycles": intro.cycles},
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "key": plan.key,
+        "name": plan.name,
+        "description": plan.description,
+        "type": plan.type.value,
+        "group": plan.group,
+        "status": plan.status.value,
+        "visibility": plan.visibility.value,
+        "is_default": plan.is_default,
+        "trial_days": plan.trial_days,
+        "sort_order": plan.sort_order,
+        "metadata": dict(plan.metadata),
+        "entitlements": [entitlement_to_json(e) for e in plan.entitlements],
+        "prices": [price_to_json(p) for p in plan.prices],
+        "credit_grants": [
+            {
+                "credit": g.credit,
+                "amount": g.amount,
+                "period": g.period.value,
+                "rollover_max": g.rollover_max,
+            }
+            for g in plan.credit_grants
+        ],
+    }
 
 
 def condition_from_json(data: Json) -> Condition:
@@ -190,27 +289,62 @@ def catalog_from_json(data: Json) -> Catalog:
             key: tuple(rule_from_json(r) for r in rules)
             for key, rules in data.get("rules", {}).items()
         },
+        credits={
+            c["key"]: CreditType(c["key"], c.get("name", c["key"]), c.get("unit"))
+            for c in data.get("credits", ())
+        },
     )
 
 
-def company_from_json(data: Json, catalog: Catalog) -> CompanyState:
+def catalog_to_json(catalog: Catalog) -> dict[str, Any]:
+    """The catalog as the SDK snapshot carries it (keys sorted, so equal catalogs give equal
+    documents)."""
+    return {
+        "features": [feature_to_json(catalog.features[k]) for k in sorted(catalog.features)],
+        "plans": [plan_to_json(catalog.plans[k]) for k in sorted(catalog.plans)],
+        "rules": {
+            key: [rule_to_json(rule) for rule in catalog.rules[key]]
+            for key in sorted(catalog.rules)
+            if catalog.rules[key]
+        },
+        "credits": [
+            {"key": c.key, "name": c.name, "unit": c.unit}
+            for c in (catalog.credits[k] for k in sorted(catalog.credits))
+        ],
+    }
+
+
+def _utc_only(name: str) -> tzinfo:
+    return UTC
+
+
+def company_from_json(
+    data: Json, catalog: Catalog, zone: Callable[[str], tzinfo] = _utc_only
+) -> CompanyState:
+    """A company's state. `zone` turns its `timezone` name into a zone (the engine reads no
+    time zone database itself; the SDK passes `zoneinfo.ZoneInfo`)."""
     subscriptions = []
     for index, sub in enumerate(data.get("subscriptions", ())):
-        plan = catalog.plans[sub["plan"]]
+        plan = catalog.plans.get(sub["plan"])
         started_at = parse_time(sub["started_at"])
         assert started_at is not None  # noqa: S101 - trusted input
+        interval = sub.get("price_interval")
         subscriptions.append(
             Subscription(
                 id=sub.get("id", f"sub_{index}"),
-                plan=plan.key,
-                plan_type=plan.type,
-                group=plan.group,
+                plan=sub["plan"],
+                plan_type=PlanType(sub["plan_type"]) if "plan_type" in sub else _type_of(plan),
+                group=sub["group"] if "group" in sub else _group_of(plan),
                 quantity=sub.get("quantity", 1),
                 started_at=started_at,
                 trial_ends_at=parse_time(sub.get("trial_ends_at")),
                 ends_at=parse_time(sub.get("ends_at")),
+                price_interval=PriceInterval(interval) if interval else None,
+                canceled_at=parse_time(sub.get("canceled_at")),
             )
         )
+    windows = data.get("usage_windows", {})
+    timezone = data.get("timezone")
     return CompanyState(
         key=data["key"],
         found=bool(data.get("found", True)),
@@ -225,12 +359,94 @@ def company_from_json(data: Json, catalog: Catalog) -> CompanyState:
             for o in data.get("overrides", ())
         ),
         usage=dict(data.get("usage", {})),
+        usage_windows={
+            key: (parse_time(start), parse_time(end)) for key, (start, end) in windows.items()
+        },
         credits=dict(data.get("credits", {})),
+        grants=tuple(
+            Grant(
+                id=g["id"],
+                credit=g["credit"],
+                remaining=g["remaining"],
+                created_at=parse_time(g["created_at"]) or datetime.min.replace(tzinfo=UTC),
+                priority=g.get("priority", 0),
+                expires_at=parse_time(g.get("expires_at")),
+                voided=bool(g.get("voided", False)),
+            )
+            for g in data.get("grants", ())
+        ),
+        timezone=UTC if timezone in (None, "UTC") else zone(timezone),
     )
+
+
+def _type_of(plan: Plan | None) -> PlanType:
+    return plan.type if plan is not None else PlanType.BASE
+
+
+def _group_of(plan: Plan | None) -> str:
+    return plan.group if plan is not None else "default"
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The IANA name of a zone (`ZoneInfo.key`), or its `tzname` (UTC)."""
+    key = getattr(zone, "key", None)
+    return key if isinstance(key, str) else (zone.tzname(None) or "UTC")
+
+
+def company_to_json(company: CompanyState) -> dict[str, Any]:
+    """A company's state as the SDK's local evaluation reads it."""
+    return {
+        "key": company.key,
+        "found": company.found,
+        "traits": dict(company.traits),
+        "timezone": zone_name(company.timezone),
+        "subscriptions": [
+            {
+                "id": s.id,
+                "plan": s.plan,
+                "plan_type": s.plan_type.value,
+                "group": s.group,
+                "quantity": s.quantity,
+                "started_at": format_time(s.started_at),
+                "trial_ends_at": format_time(s.trial_ends_at),
+                "ends_at": format_time(s.ends_at),
+                "price_interval": s.price_interval.value if s.price_interval else None,
+                "canceled_at": format_time(s.canceled_at),
+            }
+            for s in company.subscriptions
+        ],
+        "overrides": [
+            entitlement_to_json(o.entitlement)
+            | {"expires_at": format_time(o.expires_at), "note": o.note}
+            for o in company.overrides
+        ],
+        "usage": {key: json_number(value) for key, value in company.usage.items()},
+        "usage_windows": {
+            key: [format_time(start), format_time(end)]
+            for key, (start, end) in company.usage_windows.items()
+        },
+        "credits": {key: json_number(value) for key, value in company.credits.items()},
+        "grants": [
+            {
+                "id": g.id,
+                "credit": g.credit,
+                "remaining": json_number(g.remaining),
+                "created_at": format_time(g.created_at),
+                "priority": g.priority,
+                "expires_at": format_time(g.expires_at),
+                "voided": g.voided,
+            }
+            for g in company.grants
+        ],
+    }
 
 
 def user_from_json(data: Json | None) -> UserState | None:
     return None if data is None else UserState(data["key"], dict(data.get("traits", {})))
+
+
+def user_to_json(user: UserState) -> dict[str, Any]:
+    return {"key": user.key, "traits": dict(user.traits)}
 
 
 def json_number(value: Any) -> Any:
@@ -241,7 +457,15 @@ def json_number(value: Any) -> Any:
 
 
 def decision_to_json(decision: Decision) -> dict[str, Any]:
-    """The check reply of API.md ("Checks")."""
+    """The check reply of API.md ("Checks"); an SDK fallback or stale answer adds
+    `error_code` and `stale`."""
+    reply = _decision_reply(decision)
+    if decision.error_code is not None or decision.stale:
+        reply |= {"error_code": decision.error_code, "stale": decision.stale}
+    return reply
+
+
+def _decision_reply(decision: Decision) -> dict[str, Any]:
     usage = decision.usage
     return {
         "feature": decision.feature,
@@ -305,4 +529,6 @@ def decision_from_json(data: Json) -> Decision:
         else CreditUse(
             data["credits"]["credit"], data["credits"]["balance"], data["credits"]["cost"]
         ),
+        error_code=data.get("error_code"),
+        stale=bool(data.get("stale", False)),
     )

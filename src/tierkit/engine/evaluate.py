@@ -45,6 +45,8 @@ class Reason(StrEnum):
     DEFAULT = "default"
     LIMIT_EXCEEDED = "limit_exceeded"
     INSUFFICIENT_CREDITS = "insufficient_credits"
+    ERROR = "error"
+    """The SDK's only: it could not decide, and answered with its configured fallback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,10 @@ class Decision:
     override_expires_at: datetime | None = None
     usage: Usage | None = None
     credits: CreditUse | None = None
+    error_code: str | None = None
+    """The SDK's only: why it answered with its fallback (`reason` is then `error`)."""
+    stale: bool = False
+    """The SDK's only: decided from the last good state while the server is unreachable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +354,20 @@ def usage_windows(catalog: Catalog, company: CompanyState, now: datetime) -> dic
             continue
         windows[key] = _current_window(catalog, feature, company, now)
     return windows
+
+
+def stable_until(catalog: Catalog, company: CompanyState, now: datetime) -> datetime | None:
+    """The first instant after `now` at which a decision for the company may change while
+    nothing but time moves: a subscription starts, ends or leaves its trial, an override or a
+    grant expires, a usage window rolls over. None: no such instant. Callers that keep
+    decisions (the SDK's local evaluation) trust them until then."""
+    instants: list[datetime | None] = []
+    for sub in company.subscriptions:
+        instants += (sub.started_at, sub.trial_ends_at, sub.ends_at)
+    instants += (o.expires_at for o in company.overrides)
+    instants += (g.expires_at for g in company.grants)
+    instants += (end for _, end in usage_windows(catalog, company, now).values())
+    return min((t for t in instants if t is not None and t > now), default=None)
 
 
 def _current_window(

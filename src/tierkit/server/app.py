@@ -24,6 +24,8 @@ from tierkit.server.api.routes import (
     ofrep,
     plans,
     pricing,
+    rpc,
+    sdk,
     usage,
     users,
 )
@@ -93,6 +95,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         credits.router,
         pricing.router,
         ofrep.router,
+        sdk.router,
+        rpc.router,
     )
     for router in routers:
         app.include_router(router)

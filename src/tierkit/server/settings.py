@@ -34,3 +34,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default=["*"], description="Origins allowed to call from a browser (publishable keys)."
     )
+    stream_keepalive_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="How often an idle SDK stream (`/v1/sdk/stream`) sends a keep-alive comment.",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=10,
+        ge=0,
+        description="On shutdown, how long in-flight requests and open streams may take "
+        "before they are cut.",
+    )

@@ -201,14 +201,45 @@ def _respond(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _on_domain_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, DomainError)  # noqa: S101 - registered for DomainError only
+_Parts = tuple[int, str, str, str | None, Sequence[ErrorDetail]]
+"""status, code, message, param, details"""
+
+
+def _domain_error_parts(error: DomainError) -> _Parts:
     status = status_of(error)
     details = error.details
     if status == 400 and error.param is not None and not details:
         # A bad field is listed in `details` however it was found, as validation lists them.
         details = (ErrorDetail(error.param, error.message, error.code),)
-    return _respond(request, status, error.code, error.message, error.param, details)
+    return status, error.code, error.message, error.param, details
+
+
+def _validation_parts(error: RequestValidationError) -> _Parts:
+    if any(_is_unparsed_body(item) for item in error.errors()):
+        message = "The body must be JSON, sent with `Content-Type: application/json`."
+        return 415, "unsupported_media_type", message, None, [ErrorDetail("body", message)]
+    details = _validation_details(error)
+    first = details[0]
+    if any(item["type"] == "json_invalid" for item in error.errors()):
+        return 400, "invalid_json", first.message, None, details
+    more = f" ({len(details) - 1} more in `details`)" if len(details) > 1 else ""
+    message = f"`{first.param}`: {first.message}{more}"
+    return 400, "validation_failed", message, first.param, details
+
+
+def envelope_of(error: DomainError | RequestValidationError) -> tuple[int, dict[str, Any]]:
+    """The status and documented envelope of an error, for faces that are not HTTP replies
+    (the JSON-RPC WebSocket)."""
+    if isinstance(error, DomainError):
+        parts = _domain_error_parts(error)
+    else:
+        parts = _validation_parts(error)
+    return parts[0], error_body(*parts)
+
+
+async def _on_domain_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)  # noqa: S101 - registered for DomainError only
+    return _respond(request, *_domain_error_parts(error))
 
 
 def _is_unparsed_body(item: Mapping[str, Any]) -> bool:
@@ -218,18 +249,7 @@ def _is_unparsed_body(item: Mapping[str, Any]) -> bool:
 
 async def _on_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)  # noqa: S101
-    if any(_is_unparsed_body(item) for item in error.errors()):
-        message = "The body must be JSON, sent with `Content-Type: application/json`."
-        return _respond(
-            request, 415, "unsupported_media_type", message, None, [ErrorDetail("body", message)]
-        )
-    details = _validation_details(error)
-    first = details[0]
-    if any(item["type"] == "json_invalid" for item in error.errors()):
-        return _respond(request, 400, "invalid_json", first.message, None, details)
-    more = f" ({len(details) - 1} more in `details`)" if len(details) > 1 else ""
-    message = f"`{first.param}`: {first.message}{more}"
-    return _respond(request, 400, "validation_failed", message, first.param, details)
+    return _respond(request, *_validation_parts(error))
 
 
 def _too_large(request: Request) -> str:

@@ -24,6 +24,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
+from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import company_not_found, find_company_row
 from tierkit.server.services.consumption import (
@@ -62,8 +63,14 @@ def _outdated(loaded: LoadedCompany, now: datetime) -> bool:
 
 class CheckService:
     def __init__(
-        self, database: Database, clock: Clock, catalogs: CatalogCache, max_age: float
+        self,
+        database: Database,
+        clock: Clock,
+        catalogs: CatalogCache,
+        max_age: float,
+        changes: ChangeFeed | None = None,
     ) -> None:
+        self._changes = changes or ChangeFeed()
         self._db = database
         self._clock = clock
         self._catalogs = catalogs
@@ -120,6 +127,15 @@ class CheckService:
             self._companies.invalidate(cache_key)
             loaded = self._companies.get(cache_key, lambda: self._load_company(environment_id, key))
         return loaded.state
+
+    def load_company(self, environment_id: str, key: str) -> LoadedCompany:
+        """The company's state read anew, its counters and credits brought up to now."""
+        return self._load_company(environment_id, key)
+
+    def load_user(self, environment_id: str, key: str) -> UserState:
+        user = self._user(environment_id, key)
+        assert user is not None  # noqa: S101 - a key was given
+        return user
 
     def _user(self, environment_id: str, key: str | None) -> UserState | None:
         if key is None:
@@ -229,6 +245,7 @@ class CheckService:
                 return decision
         finally:
             self.company_changed(environment_id, request.company)
+            self._changes.publish(environment_id, ChangeKind.USAGE, company=request.company)
 
     def _decide(
         self,

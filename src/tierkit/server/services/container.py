@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tierkit.server.db import Database
 from tierkit.server.services.accounts import AccountService
 from tierkit.server.services.api_keys import ApiKeyService
 from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.companies import CompanyService
@@ -19,6 +21,7 @@ from tierkit.server.services.features import FeatureService
 from tierkit.server.services.overrides import OverrideService
 from tierkit.server.services.plans import PlanService
 from tierkit.server.services.pricing import PricingService
+from tierkit.server.services.sdk import SdkService
 from tierkit.server.services.subscriptions import SubscriptionService
 from tierkit.server.services.usage import UsageService
 from tierkit.server.services.users import UserService
@@ -43,6 +46,8 @@ class Services:
     credits: CreditService
     pricing: PricingService
     usage: UsageService
+    changes: ChangeFeed
+    sdk: SdkService
 
     @classmethod
     def build(
@@ -51,26 +56,36 @@ class Services:
         """`cache_seconds`: how long checks trust what they read (other processes' writes
         reach this one within it; this process's own writes at once)."""
         catalogs = CatalogCache(database, cache_seconds)
-        checks = CheckService(database, clock, catalogs, cache_seconds)
-        company_changed, user_changed = checks.company_changed, checks.user_changed
+        feed = ChangeFeed()
+        checks = CheckService(database, clock, catalogs, cache_seconds, feed)
+        catalog_changed = feed.catalog_hook(checks.catalog_changed)
+
+        def customer(kind: ChangeKind) -> Callable[[str, str], None]:
+            return feed.customer_hook(checks.company_changed, kind)
+
+        user_changed = feed.user_hook(checks.user_changed)
         return cls(
             database=database,
             clock=clock,
             environments=EnvironmentService(database, clock),
             api_keys=ApiKeyService(database, clock),
-            features=FeatureService(database, clock, checks.catalog_changed),
-            plans=PlanService(database, clock, checks.catalog_changed),
-            companies=CompanyService(database, clock, company_changed),
-            customers=CustomerService(database, clock, company_changed),
-            subscriptions=SubscriptionService(database, clock, company_changed),
-            overrides=OverrideService(database, clock, company_changed),
+            features=FeatureService(database, clock, catalog_changed),
+            plans=PlanService(database, clock, catalog_changed),
+            companies=CompanyService(database, clock, customer(ChangeKind.COMPANY)),
+            customers=CustomerService(database, clock, customer(ChangeKind.COMPANY)),
+            subscriptions=SubscriptionService(database, clock, customer(ChangeKind.SUBSCRIPTION)),
+            overrides=OverrideService(database, clock, customer(ChangeKind.OVERRIDE)),
             users=UserService(database, clock, user_changed),
-            accounts=AccountService(database, clock, company_changed),
+            accounts=AccountService(database, clock, customer(ChangeKind.COMPANY)),
             checks=checks,
-            events=EventService(database, clock, catalogs, company_changed, user_changed),
+            events=EventService(
+                database, clock, catalogs, customer(ChangeKind.USAGE), user_changed
+            ),
             usage=UsageService(database, clock, catalogs, checks),
             pricing=PricingService(clock, catalogs, checks),
             credits=CreditService(
-                database, clock, catalogs, checks.catalog_changed, company_changed
+                database, clock, catalogs, catalog_changed, customer(ChangeKind.CREDITS)
             ),
+            changes=feed,
+            sdk=SdkService(clock, checks),
         )

@@ -14,9 +14,8 @@ import orjson
 from fastapi import APIRouter, Header, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tierkit.engine.catalog import FeatureStatus, FeatureType, Scalar
-from tierkit.engine.codec import json_number
-from tierkit.engine.evaluate import Catalog, Decision, Reason
+from tierkit.engine.catalog import Scalar
+from tierkit.engine.openfeature import evaluation
 from tierkit.server.api.dependencies import AnyKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.checks import decide
@@ -27,16 +26,6 @@ router = APIRouter(prefix="/ofrep/v1", tags=["openfeature"], route_class=StrictJ
 
 # Any flag key a client sends: one that cannot be a feature's key is simply not found (404).
 FlagKey = Annotated[str, Path(min_length=1, max_length=255, description="The feature's key.")]
-
-_REASONS = {
-    Reason.GLOBAL_OVERRIDE: "STATIC",
-    Reason.OVERRIDE: "TARGETING_MATCH",
-    Reason.PLAN: "TARGETING_MATCH",
-    Reason.RULE: "TARGETING_MATCH",
-    Reason.DEFAULT: "DEFAULT",
-    Reason.LIMIT_EXCEEDED: "TARGETING_MATCH",
-    Reason.INSUFFICIENT_CREDITS: "TARGETING_MATCH",
-}
 
 
 class EvaluationRequest(BaseModel):
@@ -86,59 +75,6 @@ def _context(request: EvaluationRequest) -> tuple[str, str | None, dict[str, Sca
             )
         traits[name] = value
     return key, user, traits
-
-
-def _variant(value: Any, unlimited: bool) -> str:
-    if unlimited:
-        return "unlimited"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(json_number(value)) if value is not None else "none"
-
-
-def evaluation(catalog: Catalog, decision: Decision) -> dict[str, Any]:
-    """A decision as an OFREP evaluation."""
-    feature = catalog.features[decision.feature]
-    metadata: dict[str, Scalar] = {"tierkit_reason": decision.reason.value}
-    if decision.plan is not None:
-        metadata["plan"] = decision.plan
-    if decision.rule is not None:
-        metadata["rule"] = decision.rule
-    if decision.override_expires_at is not None:
-        metadata["override_expires_at"] = decision.override_expires_at.isoformat()
-    reason = _REASONS[decision.reason]
-    if decision.rule is not None and any(
-        rule.name == decision.rule and rule.rollout is not None
-        for rule in catalog.rules.get(feature.key, ())
-    ):
-        reason = "SPLIT"
-    if feature.status is FeatureStatus.ARCHIVED:
-        reason = "DISABLED"
-    if feature.type is FeatureType.METERED:
-        value: Any = decision.allowed
-        usage = decision.usage
-        if usage is not None:
-            metadata |= {
-                "used": json_number(usage.used),
-                "limit": json_number(usage.limit) if usage.limit is not None else "unlimited",
-                "remaining": json_number(usage.remaining)
-                if usage.remaining is not None
-                else "unlimited",
-                "period": usage.period.value,
-            }
-            if usage.resets_at is not None:
-                metadata["resets_at"] = usage.resets_at.isoformat()
-        variant = "allowed" if decision.allowed else "denied"
-    else:
-        value = json_number(decision.value)
-        variant = _variant(decision.value, decision.unlimited)
-    return {
-        "key": decision.feature,
-        "value": value,
-        "reason": reason,
-        "variant": variant,
-        "metadata": metadata,
-    }
 
 
 @router.post(

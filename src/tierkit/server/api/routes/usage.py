@@ -25,6 +25,8 @@ from tierkit.server.api.schemas.usage import (
     SeriesOut,
     parse_events,
 )
+from tierkit.server.services.container import Services
+from tierkit.server.services.events import IngestResult
 from tierkit.server.services.pagination import DEFAULT_LIMIT
 from tierkit.server.services.usage import Granularity
 
@@ -59,11 +61,16 @@ def ingest_events(
     The reply comes once the events are stored. A batch with any invalid event stores nothing,
     and `details` names each bad one (`events.<index>.<field>`). An `idempotency_key` stored
     before (in this batch or any other) is counted once: the reply's `duplicates`."""
+    result = record_events(services, principal.environment_id, body)
+    return _accepted(result.accepted, result.duplicates)
+
+
+def record_events(services: Services, environment_id: str, body: Any) -> IngestResult:
+    """Validate and store one event or a batch (the JSON-RPC `track` method's too)."""
     events, batch, errors = parse_events(body)
     if errors:
         raise RequestValidationError(errors)
-    result = services.events.ingest(principal.environment_id, events, batch=batch)
-    return _accepted(result.accepted, result.duplicates)
+    return services.events.ingest(environment_id, events, batch=batch)
 
 
 @router.post(

@@ -1,0 +1,303 @@
+"""Local evaluation: the engine in-process over the synchronised catalog and the states of the
+companies and users this process has seen, with each decision kept until it can change.
+
+A company's decisions are kept (per feature, quantity and user) until the engine's
+`stable_until` instant (a subscription or trial boundary, an expiry, a usage window's end) or
+until anything about the company changes (a stream event, a tracked event): a repeated check is
+a dictionary lookup. Checks with a `context` are evaluated each time.
+
+Tracked events count at once: their usage is added to the company's state and kept on top of
+every state read from the server until the event is delivered.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tierkit.engine.catalog import Aggregation, FeatureType, Scalar
+from tierkit.engine.codec import catalog_from_json, company_from_json, parse_time, user_from_json
+from tierkit.engine.evaluate import (
+    Catalog,
+    CompanyState,
+    Decision,
+    Reason,
+    UserState,
+    evaluate,
+    stable_until,
+)
+
+_NEVER = float("inf")
+
+
+class Need(Enum):
+    """What a check lacks before it can be decided locally."""
+
+    CATALOG = "catalog"
+    COMPANY = "company"
+    USER = "user"
+
+
+def zone_named(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+@dataclass(slots=True)
+class _Company:
+    state: CompanyState
+    valid_until: float
+    """Kept decisions hold until this instant (seconds since the epoch)."""
+    refresh_at: float
+    """Read the state again from the server after this instant."""
+    memo: dict[tuple[str, float, str | None], Decision] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tracked:
+    company: str
+    event: str
+    quantity: float
+    properties: Mapping[str, Any]
+    at: datetime
+
+
+def fallback_decision(
+    company: str,
+    feature: str,
+    error_code: str,
+    *,
+    allowed: bool,
+    value: Scalar | None,
+    stale: bool = False,
+) -> Decision:
+    """What a check answers when it cannot decide."""
+    return Decision(
+        feature=feature,
+        company=company,
+        company_found=False,
+        allowed=allowed,
+        value=value,
+        unlimited=False,
+        reason=Reason.ERROR,
+        error_code=error_code,
+        stale=stale,
+    )
+
+
+class LocalEvaluation:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._time: Callable[[], float] = time.time if clock is None else self._clock_seconds
+        self.catalog: Catalog | None = None
+        self.etag: str | None = None
+        self._companies: dict[str, _Company] = {}
+        self._users: dict[str, UserState] = {}
+        self._tracked: dict[int, _Tracked] = {}
+        self._tracked_seq = 0
+        self._lock = threading.Lock()
+        self.stale = False
+        """The state could not be refreshed lately: decisions say `stale`."""
+        self.on_refresh_due: Callable[[str], None] = lambda company: None
+
+    def _clock_seconds(self) -> float:
+        return self._clock().timestamp()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def decide(
+        self,
+        company: str,
+        feature: str,
+        *,
+        user: str | None = None,
+        quantity: float = 1,
+        context: Mapping[str, Scalar] | None = None,
+    ) -> Decision | Need:
+        """The decision, or what must be fetched first."""
+        entry = self._companies.get(company)
+        if entry is not None and not context:
+            kept = entry.memo.get((feature, quantity, user))
+            if kept is not None and self._time() < entry.valid_until:
+                return replace(kept, stale=True) if self.stale else kept
+        catalog = self.catalog
+        if catalog is None:
+            return Need.CATALOG
+        if entry is None:
+            return Need.COMPANY
+        user_state = None
+        if user is not None:
+            user_state = self._users.get(user)
+            if user_state is None:
+                return Need.USER
+        if feature not in catalog.features:
+            return fallback_decision(
+                company, feature, "feature_not_found", allowed=False, value=None
+            )
+        now = self._clock()
+        seconds = now.timestamp()
+        if seconds >= entry.valid_until:
+            entry = self._renew(company, entry, catalog, now)
+        decision = evaluate(
+            catalog,
+            entry.state,
+            feature,
+            now=now,
+            quantity=quantity,
+            user=user_state,
+            context=context,
+        )
+        if not context:
+            entry.memo[(feature, quantity, user)] = decision
+        return replace(decision, stale=True) if self.stale else decision
+
+    def _renew(self, key: str, entry: _Company, catalog: Catalog, now: datetime) -> _Company:
+        """The entry with its kept decisions dropped and its horizon moved past `now`."""
+        if now.timestamp() >= entry.refresh_at:
+            self.on_refresh_due(key)
+        renewed = _Company(
+            entry.state, _horizon(catalog, entry.state, now, entry.refresh_at), entry.refresh_at
+        )
+        self._companies[key] = renewed
+        return renewed
+
+    def feature_keys(self) -> list[str]:
+        """Every feature not archived, by key (what a bulk check without features covers)."""
+        catalog = self.catalog
+        if catalog is None:
+            return []
+        return sorted(k for k, f in catalog.features.items() if f.status.value != "archived")
+
+    def has_company(self, key: str) -> bool:
+        return key in self._companies
+
+    def company_keys(self) -> list[str]:
+        return list(self._companies)
+
+    def user_keys(self) -> list[str]:
+        return list(self._users)
+
+    # -- writing (from the sync thread, or a check that fetched) -----------------------------
+
+    def set_catalog(self, document: Mapping[str, Any], etag: str | None) -> None:
+        catalog = catalog_from_json(document)
+        with self._lock:
+            self.catalog, self.etag = catalog, etag
+            now = self._clock()
+            for key, entry in list(self._companies.items()):
+                self._companies[key] = _Company(
+                    entry.state,
+                    _horizon(catalog, entry.state, now, entry.refresh_at),
+                    entry.refresh_at,
+                )
+
+    def tracked_marker(self) -> frozenset[int]:
+        """Taken before reading a company's state: what was undelivered then."""
+        return frozenset(self._tracked)
+
+    def put_company(self, data: Mapping[str, Any], undelivered: Collection[int] = ()) -> None:
+        """A state read from the server; tracked events undelivered when the read began, or
+        since, are counted on top."""
+        catalog = self.catalog
+        if catalog is None:
+            return
+        state = company_from_json(data, catalog, zone_named)
+        refresh = parse_time(data.get("refresh_at"))
+        with self._lock:
+            pending = [
+                t
+                for seq, t in self._tracked.items()
+                if seq in undelivered or seq > max(undelivered, default=self._tracked_seq)
+            ]
+            for tracked in pending:
+                if tracked.company == state.key:
+                    state = _counted(catalog, state, tracked)
+            self._store(state, refresh.timestamp() if refresh else _NEVER)
+
+    def _store(self, state: CompanyState, refresh_at: float) -> None:
+        catalog = self.catalog
+        assert catalog is not None  # noqa: S101 - callers checked
+        self._companies[state.key] = _Company(
+            state, _horizon(catalog, state, self._clock(), refresh_at), refresh_at
+        )
+
+    def drop_company(self, key: str) -> None:
+        self._companies.pop(key, None)
+
+    def put_user(self, data: Mapping[str, Any]) -> None:
+        user = user_from_json(data)
+        if user is not None:
+            self._users[user.key] = user
+            with self._lock:
+                for entry in self._companies.values():
+                    entry.memo.clear()
+
+    def track(
+        self,
+        company: str,
+        event: str,
+        quantity: float,
+        properties: Mapping[str, Any],
+        at: datetime | None,
+    ) -> int:
+        """Count a tracked event at once; returns its mark, for `delivered`."""
+        tracked = _Tracked(company, event, quantity, properties, at or self._clock())
+        with self._lock:
+            self._tracked_seq += 1
+            seq = self._tracked_seq
+            self._tracked[seq] = tracked
+            entry = self._companies.get(company)
+            if entry is not None and self.catalog is not None:
+                self._store(_counted(self.catalog, entry.state, tracked), entry.refresh_at)
+        return seq
+
+    def delivered(self, marks: Collection[int]) -> None:
+        with self._lock:
+            for seq in marks:
+                self._tracked.pop(seq, None)
+
+
+def _horizon(catalog: Catalog, state: CompanyState, now: datetime, refresh_at: float) -> float:
+    until = stable_until(catalog, state, now)
+    return min(until.timestamp() if until is not None else _NEVER, refresh_at)
+
+
+def _counted(catalog: Catalog, state: CompanyState, tracked: _Tracked) -> CompanyState:
+    """The state with a tracked event counted in every meter it feeds (count, sum, max; a
+    distinct count or gauge waits for the server's count)."""
+    usage = dict(state.usage)
+    changed = False
+    for key, feature in catalog.features.items():
+        meter = feature.meter
+        if feature.type is not FeatureType.METERED or meter is None or meter.event != tracked.event:
+            continue
+        start, end = state.usage_windows.get(key, (None, None))
+        if (start is not None and tracked.at < start) or (end is not None and tracked.at >= end):
+            continue
+        amount = _amount(meter.property, tracked)
+        current = float(usage.get(key, 0))
+        if meter.aggregation is Aggregation.COUNT:
+            usage[key] = current + 1
+        elif meter.aggregation is Aggregation.SUM and amount is not None:
+            usage[key] = current + amount
+        elif meter.aggregation is Aggregation.MAX and amount is not None:
+            usage[key] = max(current, amount)
+        else:
+            continue
+        changed = True
+    return replace(state, usage=usage) if changed else state
+
+
+def _amount(prop: str | None, tracked: _Tracked) -> float | None:
+    value = tracked.quantity if prop is None else tracked.properties.get(prop)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
