@@ -33,13 +33,18 @@ def run_tierkit(
 
 
 class ServerProcess:
-    def __init__(self, args: list[str], database_url: str, cwd: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, args: list[str], database_url: str, cwd: Path, port: int | None = None
+    ) -> None:
+        self.args = args
+        self.database_url = database_url
+        self.cwd = cwd
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
         env["TIERKIT_DATABASE_URL"] = database_url
         self.log = cwd / f"server-{self.port}.log"
-        self._log_file = self.log.open("w")
+        self._log_file = self.log.open("a")  # a restart on the same port adds to it
         self.process = subprocess.Popen(
             [TIERKIT, *args, "--port", str(self.port)],
             stdout=self._log_file,
@@ -62,6 +67,12 @@ class ServerProcess:
             time.sleep(0.05)
         raise AssertionError(f"the server did not become healthy:\n{self.log.read_text()}")
 
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as in a crash."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -77,8 +88,10 @@ class ServerProcess:
 def start_server(tmp_path: Path) -> Iterator[object]:
     started: list[ServerProcess] = []
 
-    def start(*args: str, database_url: str) -> ServerProcess:
-        server = ServerProcess(list(args), database_url, tmp_path)
+    def start(*args: str, database_url: str, port: int | None = None) -> ServerProcess:
+        """`tierkit <args> --port <port>` (a free port unless given: pass a stopped server's
+        port to restart it where its clients look)."""
+        server = ServerProcess(list(args), database_url, tmp_path, port)
         started.append(server)
         server.wait_until_healthy()
         return server

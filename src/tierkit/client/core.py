@@ -4,7 +4,7 @@ event worker, and turning failures into fallback decisions."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from tierkit.client.options import ClientOptions, headers_of
 from tierkit.client.syncer import Syncer
 from tierkit.engine.catalog import Scalar
 from tierkit.engine.codec import decision_from_json, format_time
-from tierkit.engine.evaluate import Decision
+from tierkit.engine.evaluate import Catalog, Decision
 
 logger = logging.getLogger("tierkit.client")
 
@@ -109,6 +109,17 @@ class ClientCore:
     def stale(self) -> bool:
         """Local mode: the stream to the server is down; answers come from the last good state."""
         return self._local is not None and self._local.stale
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """Local mode: the synchronised catalog (None before the first snapshot, or remote)."""
+        return self._local.catalog if self._local is not None else None
+
+    def on_sync(self, listener: Callable[[str], None]) -> None:
+        """Local mode: call `listener` with `connected`, `stale` or `catalog` as the sync with
+        the server changes (from its background thread)."""
+        if self._syncer is not None:
+            self._syncer.listeners.append(listener)
 
     def wait_until_ready(self, timeout: float | None = None) -> None:
         """Local mode: wait for the first snapshot (raises `NotReadyError` on timeout)."""

@@ -176,6 +176,10 @@ class LocalEvaluation:
             return []
         return sorted(k for k, f in catalog.features.items() if f.status.value != "archived")
 
+    def state_of(self, key: str) -> CompanyState | None:
+        entry = self._companies.get(key)
+        return entry.state if entry is not None else None
+
     def has_company(self, key: str) -> bool:
         return key in self._companies
 

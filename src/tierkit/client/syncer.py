@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -50,6 +50,8 @@ class Syncer:
             threading.Thread(target=self._refresh_loop, name="tierkit-refresh", daemon=True),
         ]
         self.connected = False
+        self.listeners: list[Callable[[str], None]] = []
+        """Called (from the sync thread) with `connected`, `stale` or `catalog`."""
         local.on_refresh_due = self.refresh_company
 
     def start(self) -> None:
@@ -80,7 +82,10 @@ class Syncer:
         if response.status_code != 200:
             raise TierkitError(f"snapshot: HTTP {response.status_code}")
         body = orjson.loads(response.content)
+        first = self._local.catalog is None
         self._local.set_catalog(body["catalog"], body["etag"])
+        if not first:
+            self._tell("catalog")
 
     def read_company(self, key: str) -> None:
         """Read a company's state into local evaluation (raises `TierkitError`)."""
@@ -163,10 +168,20 @@ class Syncer:
             self._mark(_ALL)
 
     def _set_connected(self, connected: bool) -> None:
-        if connected != self.connected:
+        changed = connected != self.connected
+        if changed:
             logger.info("tierkit sync %s", "connected" if connected else "lost: answers are stale")
         self.connected = connected
         self._local.stale = not connected
+        if changed:
+            self._tell("connected" if connected else "stale")
+
+    def _tell(self, what: str) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(what)
+            except Exception:  # a listener's failure must not stop the sync
+                logger.exception("a sync listener failed")
 
     def _refresh_loop(self) -> None:
         while not self._stopping.is_set():
