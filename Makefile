@@ -18,9 +18,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tierkit dev
 
-## Run the whole suite (set TIERKIT_TEST_DATABASE_URL to also run it on PostgreSQL).
+## Run the whole suite on every core (set TIERKIT_TEST_DATABASE_URL to also run it on PostgreSQL).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 ## The static checks CI runs.
 lint: $(STAMP)
