@@ -146,10 +146,11 @@ class _Session:
                 None, INVALID_REQUEST, "`method` must be a string, `id` a string or number."
             )
         handler = self._methods.get(method)
+        if handler is None:
+            names = ", ".join(sorted(self._methods))
+            response = _error(request_id, METHOD_NOT_FOUND, f"No method {method!r}; try {names}.")
+            return None if is_notification else response
         try:
-            if handler is None:
-                names = ", ".join(sorted(self._methods))
-                return _error(request_id, METHOD_NOT_FOUND, f"No method {method!r}; try {names}.")
             result = await handler(message.get("params"))
         except (DomainError, RequestValidationError) as error:
             status, envelope = envelope_of(error)
