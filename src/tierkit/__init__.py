@@ -16,6 +16,7 @@ from tierkit.client import (
     ServerError,
     TierkitError,
     TransportError,
+    WorkerStats,
 )
 from tierkit.engine.evaluate import Decision, Reason, Usage
 
@@ -39,5 +40,6 @@ __all__ = [
     "TierkitError",
     "TransportError",
     "Usage",
+    "WorkerStats",
     "__version__",
 ]

@@ -25,7 +25,18 @@ from typing import Any
 from tierkit.client.local import LocalEvaluation, Need
 from tierkit.engine.catalog import Scalar
 from tierkit.engine.codec import company_from_json, company_to_json, format_time
-from tierkit.engine.evaluate import Decision, usage_windows
+from tierkit.engine.credits import plan_debit
+from tierkit.engine.evaluate import (
+    CompanyState,
+    Decision,
+    Window,
+    after_consuming,
+    usage_windows,
+)
+from tierkit.zones import zone_named
+
+_Counted = tuple[float, Window]
+"""A metered feature's usage, and the window it was counted in."""
 
 
 class InMemoryClient:
@@ -39,6 +50,7 @@ class InMemoryClient:
         self._rules: dict[str, list[dict[str, Any]]] = {}
         self._credits: dict[str, dict[str, Any]] = {}
         self._companies: dict[str, dict[str, Any]] = {}
+        self._usage: dict[str, dict[str, _Counted]] = {}
         self.tracked: list[dict[str, Any]] = []
         """Every event tracked or identified, as it would have been sent."""
         self._publish_catalog()
@@ -81,8 +93,10 @@ class InMemoryClient:
             {"id": f"sub_{plan_key}", "plan": plan_key, "quantity": quantity, "started_at": start}
             for plan_key, quantity in ([(plan, 1)] if plan else []) + list((add_ons or {}).items())
         ]
-        company = self._companies.setdefault(key, {"key": key, "usage": {}, "overrides": []})
+        company = self._companies.setdefault(key, {"key": key, "overrides": []})
         company.update(traits=dict(traits or {}), subscriptions=subscriptions)
+        zone = company["traits"].get("timezone")  # as the server reads the trait
+        company["timezone"] = zone if isinstance(zone, str) else None
         self._publish_company(key)
 
     def set_override(
@@ -106,8 +120,11 @@ class InMemoryClient:
         self._publish_company(company)
 
     def set_usage(self, company: str, feature: str, used: float) -> None:
-        """The company's usage of a metered feature in its current period."""
-        self._company(company)["usage"][feature] = used
+        """The company's usage of a metered feature in its current period (it reads zero once
+        that period is over, as the server's counters do)."""
+        state = self._publish_company(self._key_of(company))
+        window = state.usage_windows.get(feature, (None, None))
+        self._usage[company][feature] = (used, window)
         self._publish_company(company)
 
     def grant_credits(
@@ -141,17 +158,29 @@ class InMemoryClient:
         consume: bool = False,
         idempotency_key: str | None = None,
     ) -> Decision:
-        """As `Client.check`; `consume` records the units when allowed."""
+        """As `Client.check`; `consume` records the units (and debits their credits) when
+        allowed, and answers as the server's consume does."""
         if user is not None and user not in self._local.user_keys():
             self.set_user(user, {})
-        if not self._local.has_company(company):
+        if company in self._companies:
+            self._publish_company(company)  # the clock may have moved into a new period
+        elif not self._local.has_company(company):
             self._local.put_company({"key": company, "found": False})
         result = self._local.decide(company, feature, user=user, quantity=quantity, context=context)
         assert not isinstance(result, Need)  # noqa: S101 - everything is in memory
-        if consume and result.allowed and result.usage is not None:
-            used = float(self._company_usage(company).get(feature, 0))
-            self.set_usage(company, feature, used + quantity)
-        return result
+        if not consume or not result.allowed or (result.usage is None and result.credits is None):
+            return result
+        key = self._key_of(company)
+        if result.usage is not None:
+            used, window = self._usage[key].get(feature, (0.0, (None, None)))
+            state = self._local.state_of(key)
+            current = state.usage_windows.get(feature, window) if state else window
+            used = used if window == current else 0.0
+            self._usage[key][feature] = (used + quantity, current)
+        if result.credits is not None:
+            self._debit(key, result.credits.credit, result.credits.cost)
+        self._publish_company(key)
+        return after_consuming(result, quantity)
 
     def check_bulk(
         self,
@@ -187,11 +216,15 @@ class InMemoryClient:
                 "idempotency_key": idempotency_key,
             }
         )
+        self._publish_company(self._key_of(company))  # tracking creates the company, as the API
         mark = self._local.track(company, event, quantity, properties or {}, timestamp)
         self._local.delivered([mark])
         state = self._local.state_of(company)
-        if state is not None and company in self._companies:
-            self._companies[company]["usage"] = dict(state.usage)
+        if state is not None:
+            self._usage[company] = {
+                feature: (float(used), state.usage_windows.get(feature, (None, None)))
+                for feature, used in state.usage.items()
+            }
         return True
 
     def identify(
@@ -222,9 +255,19 @@ class InMemoryClient:
             self.set_company(key)
         return self._companies[key]
 
-    def _company_usage(self, key: str) -> dict[str, Any]:
-        usage: dict[str, Any] = self._company(key)["usage"]
-        return usage
+    def _key_of(self, company: str) -> str:
+        """`company`, defined (on the default plan) if it was not."""
+        self._company(company)
+        return company
+
+    def _debit(self, company: str, credit: str, amount: float) -> None:
+        grants = self._companies[company].get("grants", [])
+        state = self._local.state_of(company)
+        taken = plan_debit(state.grants if state else (), credit, amount, self._clock())
+        for grant, take in taken or ():
+            for stored in grants:
+                if stored["id"] == grant.id:
+                    stored["remaining"] -= take
 
     def _publish_catalog(self) -> None:
         document = {
@@ -237,17 +280,23 @@ class InMemoryClient:
         for key in self._companies:
             self._publish_company(key)
 
-    def _publish_company(self, key: str) -> None:
+    def _publish_company(self, key: str) -> CompanyState:
+        """The company's state as local evaluation holds it now: usage counted in an earlier
+        window than the current one reads zero."""
         data = self._companies[key]
         catalog = self._local.catalog
         assert catalog is not None  # noqa: S101 - published in __init__
-        state = company_from_json({k: v for k, v in data.items() if k != "usage"}, catalog)
+        state = company_from_json(data, catalog, zone_named)
         windows = usage_windows(catalog, state, self._clock())
+        counted = self._usage.setdefault(key, {})
         state = replace(
             state,
-            usage=dict(data["usage"]),
-            usage_windows={
-                feature: windows[feature] for feature in data["usage"] if feature in windows
+            usage={
+                feature: used
+                for feature, (used, window) in counted.items()
+                if windows.get(feature) == window
             },
+            usage_windows=windows,
         )
         self._local.put_company(company_to_json(state))
+        return state

@@ -15,17 +15,16 @@ from tierkit.client.core import (
     ClientCore,
     bulk_body,
     check_body,
-    decisions_of,
     error_code_of,
 )
-from tierkit.client.errors import TierkitError
+from tierkit.client.errors import NotFoundError, TierkitError
 from tierkit.client.event_worker import WorkerStats
 from tierkit.client.http import Call, segment, send_async
 from tierkit.client.local import Need
 from tierkit.client.options import ClientOptions, headers_of, resolve_options
 from tierkit.client.resources import Api, Json
+from tierkit.client.syncer import company_state_call
 from tierkit.engine.catalog import Scalar
-from tierkit.engine.codec import decision_from_json
 from tierkit.engine.evaluate import Decision
 
 
@@ -68,14 +67,16 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
         idempotency_key: str | None = None,
     ) -> Decision:
         """As `Client.check`."""
+        if self._closed:
+            return self.fallback(company, feature, "closed")
         local = self._local
         if local is not None and not consume:
-            for _ in range(3):
+            for _ in range(len(Need) + 1):  # each need is fetched at most once
                 result = local.decide(
                     company, feature, user=user, quantity=quantity, context=context
                 )
                 if isinstance(result, Decision):
-                    return result
+                    return self.local_decision(result, company, feature)
                 error = await self._fetch(result, company, user)
                 if error is not None:
                     return self.fallback(company, feature, error)
@@ -94,9 +95,7 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
             reply = await self.request(Call("POST", "/v1/check", body, safe_to_repeat=safe))
         except TierkitError as error:
             return self.fallback(company, feature, error_code_of(error))
-        if consume and self._syncer is not None:
-            self._syncer.refresh_company(company)
-        return decision_from_json(reply)
+        return self.remote_decision(reply, company, feature, consume)
 
     async def check_bulk(
         self,
@@ -107,6 +106,8 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
         context: Mapping[str, Scalar] | None = None,
     ) -> list[Decision]:
         """As `Client.check_bulk`."""
+        if self._closed:
+            return [self.fallback(company, f, "closed") for f in features or ()]
         local = self._local
         if local is not None:
             if local.catalog is None and await self._fetch(Need.CATALOG, company, user):
@@ -118,7 +119,7 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
             reply = await self.request(Call("POST", "/v1/check/bulk", body, safe_to_repeat=True))
         except TierkitError as error:
             return [self.fallback(company, f, error_code_of(error)) for f in features or ()]
-        return decisions_of(reply)
+        return self.remote_decisions(reply, company, features)
 
     async def _fetch(self, need: Need, company: str, user: str | None) -> str | None:
         local, syncer = self._local, self._syncer
@@ -129,14 +130,16 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
                 ready = await asyncio.to_thread(syncer.wait_until_ready, self.options.ready_timeout)
                 return None if ready else "not_ready"
             if need is Need.COMPANY:
-                marker = local.tracked_marker()
-                path = f"/v1/sdk/companies/{segment(company)}"
-                local.put_company(
-                    await send_async(self._http, Call("GET", path), self.options, 1), marker
-                )
+                marker = local.tracked_marker(company)
+                call = company_state_call(company, marker)
+                local.put_company(await send_async(self._http, call, self.options, 1), marker)
             elif user is not None:
                 path = f"/v1/sdk/users/{segment(user)}"
-                local.put_user(await send_async(self._http, Call("GET", path), self.options, 1))
+                try:
+                    data = await send_async(self._http, Call("GET", path), self.options, 1)
+                except NotFoundError:
+                    data = {"key": user, "traits": {}}
+                local.put_user(data)
         except TierkitError as error:
             return error_code_of(error)
         return None

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 
 from tierkit.client.errors import ApiError, TierkitError, TransportError
-from tierkit.client.event_worker import EventWorker, WorkerStats
+from tierkit.client.event_worker import EventWorker, WorkerStats, new_idempotency_key
 from tierkit.client.http import Call, send
 from tierkit.client.local import LocalEvaluation, fallback_decision
-from tierkit.client.options import ClientOptions, headers_of
+from tierkit.client.options import ClientOptions, blocking_http
 from tierkit.client.syncer import Syncer
 from tierkit.engine.catalog import Scalar
 from tierkit.engine.codec import decision_from_json, format_time
@@ -83,12 +83,43 @@ class ClientCore:
             self._syncer = Syncer(self._local, options)
             self._syncer.start()
         self._events_http: httpx.Client | None = None
-        self._worker = EventWorker(
-            self._deliver, options, self._local.delivered if self._local else lambda m: None
-        )
+        self._worker = EventWorker(self._deliver, options, self._delivered)
         self._closed = False
 
+    def _delivered(self, marks: list[int]) -> None:
+        """Tracked events are stored: stop counting them on top, and read their companies
+        again (a state read while they were in flight may already hold them)."""
+        if self._local is None or self._syncer is None:
+            return
+        for company in self._local.delivered(marks):
+            self._syncer.refresh_company(company)
+
     # -- fallbacks ---------------------------------------------------------------------------
+
+    def local_decision(self, decision: Decision, company: str, feature: str) -> Decision:
+        """A local decision as the caller gets it: one the engine could not make (an unknown
+        feature) becomes the configured fallback."""
+        if decision.error_code is not None:
+            return self.fallback(company, feature, decision.error_code)
+        return decision
+
+    def remote_decision(self, reply: Any, company: str, feature: str, consumed: bool) -> Decision:
+        """The server's reply as a decision; a reply that is not one gives the fallback."""
+        try:
+            decision = decision_from_json(reply)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return self.fallback(company, feature, "invalid_reply")
+        if consumed and self._syncer is not None:
+            self._syncer.refresh_company(company)
+        return decision
+
+    def remote_decisions(
+        self, reply: Any, company: str, features: Sequence[str] | None
+    ) -> list[Decision]:
+        try:
+            return decisions_of(reply)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return [self.fallback(company, f, "invalid_reply") for f in features or ()]
 
     def fallback(self, company: str, feature: str, error_code: str) -> Decision:
         """The configured answer when a check cannot be decided."""
@@ -155,12 +186,17 @@ class ClientCore:
             body["properties"] = dict(properties)
         if timestamp is not None:
             body["timestamp"] = format_time(timestamp)
-        if idempotency_key is not None:
-            body["idempotency_key"] = idempotency_key
+        # The key is given here, not by the worker: local evaluation asks the server about it.
+        body["idempotency_key"] = idempotency_key or new_idempotency_key()
         mark = None
         if self._local is not None:
-            mark = self._local.track(company, event, quantity, properties or {}, timestamp)
-        return self._worker.submit(body, mark)
+            mark = self._local.track(
+                company, event, quantity, properties or {}, timestamp, key=body["idempotency_key"]
+            )
+        queued = self._worker.submit(body, mark)
+        if not queued and mark is not None:
+            self._delivered([mark])  # dropped: it must not stay counted
+        return queued
 
     def identify(
         self,
@@ -182,12 +218,7 @@ class ClientCore:
 
     def _deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
         if self._events_http is None:
-            self._events_http = httpx.Client(
-                base_url=self.options.base_url,
-                headers=headers_of(self.options),
-                timeout=self.options.timeout,
-                transport=self.options.transport,
-            )
+            self._events_http = blocking_http(self.options)
         call = Call("POST", "/v1/events", {"events": list(events)}, safe_to_repeat=True)
         send(self._events_http, call, self.options, retries=0)
 

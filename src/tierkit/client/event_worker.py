@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from tierkit.client.errors import ApiError, TierkitError
 from tierkit.client.http import retry_delay
 from tierkit.client.options import ClientOptions
@@ -90,6 +92,13 @@ class EventWorker:
             return False
         if "idempotency_key" not in event or event["idempotency_key"] is None:
             event = {**event, "idempotency_key": new_idempotency_key()}
+        try:
+            orjson.dumps(event)
+        except TypeError:
+            with self._lock:
+                self._rejected += 1
+            logger.warning("an event was not sent: it cannot be encoded as JSON: %r", event)
+            return False
         try:
             self._queue.put_nowait(_Item(event, mark))
         except queue.Full:
@@ -216,25 +225,38 @@ class EventWorker:
                     continue
                 self._finish(batch, dropped=True, why="the server was unreachable until close")
                 return
+            except Exception:  # a bug must cost this batch, not the worker thread
+                logger.exception("sending %d events failed unexpectedly", len(batch))
+                self._finish(batch, rejected=True)
+                return
             self._finish(batch)
             return
 
     def _wait_to_retry(self, attempt: int, retry_after: str | None) -> bool:
-        """Wait before retrying; False when closing and out of time."""
+        """Wait before retrying (cut short by `close`); False when closing and out of time."""
+        delay = retry_delay(attempt, self._options, retry_after)
+        if not self._closing.is_set():
+            self._closing.wait(delay)  # `close` wakes it to retry at once, within its deadline
+            delay = 0
+        left = self._give_up_at - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        if time.monotonic() >= self._give_up_at:
+            return False
         with self._lock:
             self._retries += 1
-        delay = retry_delay(attempt, self._options, retry_after)
-        if self._closing.is_set():
-            left = self._give_up_at - time.monotonic()
-            if left <= 0:
-                return False
-            delay = min(delay, left)
-        time.sleep(delay)
-        return not (self._closing.is_set() and time.monotonic() >= self._give_up_at)
+        return True
 
     def _finish(
         self, batch: list[_Item], *, rejected: bool = False, dropped: bool = False, why: str = ""
     ) -> None:
+        marks = [item.mark for item in batch if item.mark is not None]
+        if marks:  # before a flush waiting on `_done` returns
+            try:
+                self._on_delivered(marks)
+            except Exception:  # the worker must go on whatever the callback does
+                logger.exception("the delivered-events callback failed")
         if dropped:
             self._count_drop(len(batch), why)
         with self._lock:
@@ -244,9 +266,6 @@ class EventWorker:
                 self._delivered += len(batch)
             self._done += len(batch)
             self._lock.notify_all()
-        marks = [item.mark for item in batch if item.mark is not None]
-        if marks:
-            self._on_delivered(marks)
 
     def _drain(self) -> int:
         left = self._take(self._queue.qsize() + 1)

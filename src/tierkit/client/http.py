@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from tierkit.client.errors import TransportError, error_of
 from tierkit.client.options import ClientOptions
@@ -24,8 +25,10 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 def segment(key: str) -> str:
-    """A key as one URL path segment (company and user keys may hold any printable text)."""
-    return quote(key, safe="")
+    """A key as one URL path segment (company and user keys may hold any printable text; `.`
+    and `..` are escaped too, or they would be read as relative paths)."""
+    quoted = quote(key, safe="")
+    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,16 @@ class Call:
 
     def query(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if v is not None}
+
+
+def _request(call: Call) -> dict[str, Any]:
+    """The arguments of `httpx.Client.request` for `call` (JSON by orjson: datetimes, UUIDs and
+    dataclasses encode as the server reads them)."""
+    arguments: dict[str, Any] = {"params": call.query()}
+    if call.json is not None:
+        arguments["content"] = orjson.dumps(call.json)
+        arguments["headers"] = {"Content-Type": "application/json"}
+    return arguments
 
 
 def _parse(response: httpx.Response) -> Any:
@@ -86,7 +99,7 @@ def send(
     for attempt in range(retries + 1):
         last = attempt == retries
         try:
-            response = client.request(call.method, call.path, json=call.json, params=call.query())
+            response = client.request(call.method, call.path, **_request(call))
         except httpx.TransportError as error:
             if last or not _retryable(call, error):
                 raise TransportError(f"{call.method} {call.path}: {error!r}") from error
@@ -107,9 +120,7 @@ async def send_async(
     for attempt in range(retries + 1):
         last = attempt == retries
         try:
-            response = await client.request(
-                call.method, call.path, json=call.json, params=call.query()
-            )
+            response = await client.request(call.method, call.path, **_request(call))
         except httpx.TransportError as error:
             if last or not _retryable(call, error):
                 raise TransportError(f"{call.method} {call.path}: {error!r}") from error

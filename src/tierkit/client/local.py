@@ -16,10 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tierkit.engine.catalog import Aggregation, FeatureType, Scalar
 from tierkit.engine.codec import catalog_from_json, company_from_json, parse_time, user_from_json
@@ -32,6 +31,7 @@ from tierkit.engine.evaluate import (
     evaluate,
     stable_until,
 )
+from tierkit.zones import zone_named
 
 _NEVER = float("inf")
 
@@ -44,13 +44,6 @@ class Need(Enum):
     USER = "user"
 
 
-def zone_named(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 @dataclass(slots=True)
 class _Company:
     state: CompanyState
@@ -61,6 +54,20 @@ class _Company:
     memo: dict[tuple[str, float, str | None], Decision] = field(default_factory=dict)
 
 
+MAX_PENDING = 100
+"""Undelivered events a state read asks the server about (`pending`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedMarker:
+    undelivered: frozenset[int]
+    last: int
+    """The last tracked event's number."""
+    pending: tuple[str, ...] = ()
+    """Idempotency keys of the company's undelivered events, oldest first: the server says
+    which of them the state it sends already counts."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Tracked:
     company: str
@@ -68,6 +75,8 @@ class _Tracked:
     quantity: float
     properties: Mapping[str, Any]
     at: datetime
+    key: str | None = None
+    """Its idempotency key."""
 
 
 def fallback_decision(
@@ -203,23 +212,32 @@ class LocalEvaluation:
                     entry.refresh_at,
                 )
 
-    def tracked_marker(self) -> frozenset[int]:
+    def tracked_marker(self, company: str | None = None) -> TrackedMarker:
         """Taken before reading a company's state: what was undelivered then."""
-        return frozenset(self._tracked)
+        with self._lock:
+            pending = tuple(
+                t.key for t in self._tracked.values() if t.company == company and t.key is not None
+            )
+            return TrackedMarker(frozenset(self._tracked), self._tracked_seq, pending[:MAX_PENDING])
 
-    def put_company(self, data: Mapping[str, Any], undelivered: Collection[int] = ()) -> None:
+    def put_company(self, data: Mapping[str, Any], marker: TrackedMarker | None = None) -> None:
         """A state read from the server; tracked events undelivered when the read began, or
-        since, are counted on top."""
+        tracked since, are counted on top, unless the server says the state counts them
+        (`stored`: the marker's `pending` keys asked about). One not asked about and delivered
+        while the read was in flight may be counted twice: `delivered` names its company, so
+        that it is read again."""
         catalog = self.catalog
         if catalog is None:
             return
         state = company_from_json(data, catalog, zone_named)
         refresh = parse_time(data.get("refresh_at"))
+        stored = frozenset(data.get("stored", ()))
         with self._lock:
+            marker = marker or TrackedMarker(frozenset(), self._tracked_seq)
             pending = [
                 t
                 for seq, t in self._tracked.items()
-                if seq in undelivered or seq > max(undelivered, default=self._tracked_seq)
+                if (seq in marker.undelivered or seq > marker.last) and t.key not in stored
             ]
             for tracked in pending:
                 if tracked.company == state.key:
@@ -251,9 +269,12 @@ class LocalEvaluation:
         quantity: float,
         properties: Mapping[str, Any],
         at: datetime | None,
+        *,
+        key: str | None = None,
     ) -> int:
-        """Count a tracked event at once; returns its mark, for `delivered`."""
-        tracked = _Tracked(company, event, quantity, properties, at or self._clock())
+        """Count a tracked event (with idempotency key `key`) at once; returns its mark, for
+        `delivered`."""
+        tracked = _Tracked(company, event, quantity, properties, at or self._clock(), key)
         with self._lock:
             self._tracked_seq += 1
             seq = self._tracked_seq
@@ -263,10 +284,15 @@ class LocalEvaluation:
                 self._store(_counted(self.catalog, entry.state, tracked), entry.refresh_at)
         return seq
 
-    def delivered(self, marks: Collection[int]) -> None:
+    def delivered(self, marks: Collection[int]) -> set[str]:
+        """Tracked events the server stored; returns their companies."""
+        companies = set()
         with self._lock:
             for seq in marks:
-                self._tracked.pop(seq, None)
+                tracked = self._tracked.pop(seq, None)
+                if tracked is not None:
+                    companies.add(tracked.company)
+        return companies
 
 
 def _horizon(catalog: Catalog, state: CompanyState, now: datetime, refresh_at: float) -> float:

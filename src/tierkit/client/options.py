@@ -59,6 +59,8 @@ class ClientOptions:
     transport: httpx.BaseTransport | None = None
     """For tests: an httpx transport (e.g. `httpx.MockTransport`) instead of the network."""
     async_transport: httpx.AsyncBaseTransport | None = None
+    """For tests of `AsyncClient`. Its background threads (sync, events) use `transport`, or
+    this one when it is also a sync transport (as `httpx.MockTransport` is)."""
 
     def with_changes(self, **changes: Any) -> ClientOptions:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -82,3 +84,18 @@ def headers_of(options: ClientOptions) -> dict[str, str]:
     if options.api_key:
         headers["Authorization"] = f"Bearer {options.api_key}"
     return headers
+
+
+def blocking_http(options: ClientOptions) -> httpx.Client:
+    """An HTTP client for the background threads (sync and events), whichever client owns
+    them."""
+    transport = options.transport
+    either: object = options.async_transport  # a class may be both kinds
+    if transport is None and isinstance(either, httpx.BaseTransport):
+        transport = either
+    return httpx.Client(
+        base_url=options.base_url,
+        headers=headers_of(options),
+        timeout=options.timeout,
+        transport=transport,
+    )

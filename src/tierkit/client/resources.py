@@ -45,7 +45,7 @@ class Resource(Generic[Out]):
 class Features(Resource[Out]):
     def create(self, key: str, *, type: str, name: str | None = None, **fields: Any) -> Out:
         return self._send(
-            Call("POST", "/v1/features", _fields(key=key, type=type, name=name, **fields))
+            Call("POST", "/v1/features", _fields(key=key, type=type, name=name or key, **fields))
         )
 
     def get(self, key: str) -> Out:
@@ -69,7 +69,7 @@ class Features(Resource[Out]):
 
 class Plans(Resource[Out]):
     def create(self, key: str, *, name: str | None = None, **fields: Any) -> Out:
-        return self._send(Call("POST", "/v1/plans", _fields(key=key, name=name, **fields)))
+        return self._send(Call("POST", "/v1/plans", _fields(key=key, name=name or key, **fields)))
 
     def get(self, key: str) -> Out:
         return self._send(Call("GET", f"/v1/plans/{segment(key)}"))
@@ -271,7 +271,7 @@ class Usage(Resource[Out]):
 
 class Credits(Resource[Out]):
     def create_type(self, key: str, *, name: str | None = None, **fields: Any) -> Out:
-        return self._send(Call("POST", "/v1/credits", _fields(key=key, name=name, **fields)))
+        return self._send(Call("POST", "/v1/credits", _fields(key=key, name=name or key, **fields)))
 
     def list_types(self) -> Out:
         return self._send(Call("GET", "/v1/credits"))

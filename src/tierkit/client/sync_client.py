@@ -12,7 +12,6 @@ from tierkit.client.core import (
     ClientCore,
     bulk_body,
     check_body,
-    decisions_of,
     error_code_of,
 )
 from tierkit.client.errors import TierkitError
@@ -22,7 +21,6 @@ from tierkit.client.local import Need
 from tierkit.client.options import ClientOptions, headers_of, resolve_options
 from tierkit.client.resources import Api, Json
 from tierkit.engine.catalog import Scalar
-from tierkit.engine.codec import decision_from_json
 from tierkit.engine.evaluate import Decision
 
 
@@ -70,14 +68,16 @@ class Client(ClientCore, Api[Json]):
         """May `company` use `quantity` more of `feature` now. Never raises: on failure, the
         configured fallback with `reason="error"` and an `error_code`. `consume` always goes
         to the server (it records atomically there)."""
+        if self._closed:
+            return self.fallback(company, feature, "closed")
         local = self._local
         if local is not None and not consume:
-            for _ in range(3):
+            for _ in range(len(Need) + 1):  # each need is fetched at most once
                 result = local.decide(
                     company, feature, user=user, quantity=quantity, context=context
                 )
                 if isinstance(result, Decision):
-                    return result
+                    return self.local_decision(result, company, feature)
                 error = self._fetch(result, company, user)
                 if error is not None:
                     return self.fallback(company, feature, error)
@@ -102,10 +102,7 @@ class Client(ClientCore, Api[Json]):
             )
         except TierkitError as error:
             return self.fallback(company, feature, error_code_of(error))
-        decision = decision_from_json(reply)
-        if consume and local is not None and decision.allowed:
-            self._syncer_refresh(company)
-        return decision
+        return self.remote_decision(reply, company, feature, consume)
 
     def check_bulk(
         self,
@@ -116,6 +113,8 @@ class Client(ClientCore, Api[Json]):
         context: Mapping[str, Scalar] | None = None,
     ) -> list[Decision]:
         """Several features (every feature not archived when `features` is None)."""
+        if self._closed:
+            return [self.fallback(company, f, "closed") for f in features or ()]
         local = self._local
         if local is not None:
             if local.catalog is None and self._fetch(Need.CATALOG, company, user) is not None:
@@ -124,11 +123,16 @@ class Client(ClientCore, Api[Json]):
             return [self.check(company, key, user=user, context=context) for key in keys]
         try:
             reply = self.request(
-                Call("POST", "/v1/check/bulk", bulk_body(company, features, user, context))
+                Call(
+                    "POST",
+                    "/v1/check/bulk",
+                    bulk_body(company, features, user, context),
+                    safe_to_repeat=True,
+                )
             )
         except TierkitError as error:
             return [self.fallback(company, f, error_code_of(error)) for f in features or ()]
-        return decisions_of(reply)
+        return self.remote_decisions(reply, company, features)
 
     def _fetch(self, need: Need, company: str, user: str | None) -> str | None:
         """Fetch what a local check lacks; an error code when it could not."""
@@ -145,10 +149,6 @@ class Client(ClientCore, Api[Json]):
         except TierkitError as error:
             return error_code_of(error)
         return None
-
-    def _syncer_refresh(self, company: str) -> None:
-        if self._syncer is not None:
-            self._syncer.refresh_company(company)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the events tracked so far are stored; False on timeout."""

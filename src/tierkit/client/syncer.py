@@ -9,7 +9,9 @@ safety net with one), everything is read again every `poll_interval`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +22,8 @@ import orjson
 
 from tierkit.client.errors import NotFoundError, TierkitError
 from tierkit.client.http import Call, retry_delay, segment, send
-from tierkit.client.local import LocalEvaluation
-from tierkit.client.options import ClientOptions, headers_of
+from tierkit.client.local import LocalEvaluation, TrackedMarker
+from tierkit.client.options import ClientOptions, blocking_http
 from tierkit.client.sse import ServerEvent, parse_events
 
 logger = logging.getLogger("tierkit.client.sync")
@@ -30,21 +32,23 @@ _COMPANY_KINDS = frozenset({"company", "subscription", "override", "usage", "cre
 _ALL = "*"
 
 
+def company_state_call(key: str, marker: TrackedMarker) -> Call:
+    """The read of a company's state, asking which of its pending events it counts."""
+    params = {"pending": list(marker.pending)} if marker.pending else {}
+    return Call("GET", f"/v1/sdk/companies/{segment(key)}", params=params)
+
+
 class Syncer:
     def __init__(self, local: LocalEvaluation, options: ClientOptions) -> None:
         self._local = local
         self._options = options
-        self._http = httpx.Client(
-            base_url=options.base_url,
-            headers=headers_of(options),
-            timeout=options.timeout,
-            transport=options.transport,
-        )
+        self._http = blocking_http(options)
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._dirty: set[str] = set()  # "c:<company>", "u:<user>", or _ALL
         self._dirty_changed = threading.Condition()
         self._stream_response: httpx.Response | None = None
+        self._stream_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._follow, name="tierkit-sync", daemon=True),
             threading.Thread(target=self._refresh_loop, name="tierkit-refresh", daemon=True),
@@ -65,9 +69,10 @@ class Syncer:
         self._stopping.set()
         with self._dirty_changed:
             self._dirty_changed.notify_all()
-        response = self._stream_response
+        with self._stream_lock:
+            response = self._stream_response
         if response is not None:
-            response.close()
+            _interrupt(response)
         for thread in self._threads:
             thread.join(2)
         self._http.close()
@@ -89,8 +94,8 @@ class Syncer:
 
     def read_company(self, key: str) -> None:
         """Read a company's state into local evaluation (raises `TierkitError`)."""
-        marker = self._local.tracked_marker()
-        data = send(self._http, Call("GET", f"/v1/sdk/companies/{segment(key)}"), self._options, 1)
+        marker = self._local.tracked_marker(key)
+        data = send(self._http, company_state_call(key, marker), self._options, 1)
         self._local.put_company(data, marker)
 
     def read_user(self, key: str) -> None:
@@ -143,11 +148,15 @@ class Syncer:
         with self._http.stream("GET", "/v1/sdk/stream", timeout=timeout) as response:
             if response.status_code != 200:
                 raise TierkitError(f"stream: HTTP {response.status_code}")
-            self._stream_response = response
+            with self._stream_lock:
+                if self._stopping.is_set():
+                    return
+                self._stream_response = response
             try:
                 yield from parse_events(response.iter_lines())
             finally:
-                self._stream_response = None
+                with self._stream_lock:
+                    self._stream_response = None
         raise TierkitError("the stream ended")
 
     def _on_event(self, event: ServerEvent) -> None:
@@ -201,3 +210,15 @@ class Syncer:
                     self.read_company(key) if kind == "c:" else self.read_user(key)
                 except TierkitError as error:
                     logger.debug("refreshing %s failed: %r", item, error)
+
+
+def _interrupt(response: httpx.Response) -> None:
+    """Wake a thread blocked reading `response`: shut its socket down (closing the response
+    from another thread would wait for the read to time out)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        response.close()

@@ -215,9 +215,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "credit_grants": [
             {
                 "credit": g.credit,
-                "amount": g.amount,
+                "amount": json_number(g.amount),
                 "period": g.period.value,
-                "rollover_max": g.rollover_max,
+                "rollover_max": json_number(g.rollover_max),
             }
             for g in plan.credit_grants
         ],

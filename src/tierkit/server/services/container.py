@@ -64,6 +64,7 @@ class Services:
             return feed.customer_hook(checks.company_changed, kind)
 
         user_changed = feed.user_hook(checks.user_changed)
+        events = EventService(database, clock, catalogs, customer(ChangeKind.USAGE), user_changed)
         return cls(
             database=database,
             clock=clock,
@@ -78,14 +79,12 @@ class Services:
             users=UserService(database, clock, user_changed),
             accounts=AccountService(database, clock, customer(ChangeKind.COMPANY)),
             checks=checks,
-            events=EventService(
-                database, clock, catalogs, customer(ChangeKind.USAGE), user_changed
-            ),
+            events=events,
             usage=UsageService(database, clock, catalogs, checks),
             pricing=PricingService(clock, catalogs, checks),
             credits=CreditService(
                 database, clock, catalogs, catalog_changed, customer(ChangeKind.CREDITS)
             ),
             changes=feed,
-            sdk=SdkService(clock, checks),
+            sdk=SdkService(clock, checks, events),
         )

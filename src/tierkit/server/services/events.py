@@ -433,6 +433,19 @@ class EventService:
             page = to_page(session.execute(query).all(), limit, lambda row: [row[0].seq])
             return Page([_record(row, key) for row, key in page.items], page.next_cursor)
 
+    def stored_keys(self, environment_id: str, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys name stored events."""
+        if not keys:
+            return set()
+        with self._db.read() as session:
+            found = session.scalars(
+                select(EventRow.idempotency_key).where(
+                    EventRow.environment_id == environment_id,
+                    EventRow.idempotency_key.in_(set(keys)),
+                )
+            )
+            return {key for key in found if key is not None}
+
     def get_event(self, environment_id: str, event: str) -> EventRecord:
         prefix, _, number = event.partition("_")
         if prefix != "evt" or not number.isascii() or not number.isdigit() or len(number) > 18:

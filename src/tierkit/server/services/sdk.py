@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from tierkit.engine.codec import catalog_to_json, company_to_json, format_time, 
 from tierkit.engine.evaluate import Catalog
 from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock
+from tierkit.server.services.events import EventService
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +27,10 @@ class Snapshot:
 
 
 class SdkService:
-    def __init__(self, clock: Clock, checks: CheckService) -> None:
+    def __init__(self, clock: Clock, checks: CheckService, events: EventService) -> None:
         self._clock = clock
         self._checks = checks
+        self._events = events
         self._snapshots: dict[str, tuple[Catalog, Snapshot]] = {}
         self._lock = threading.Lock()
 
@@ -45,15 +48,24 @@ class SdkService:
             self._snapshots[environment_id] = (catalog, snapshot)
         return snapshot
 
-    def company_state(self, environment_id: str, key: str) -> dict[str, Any]:
+    def company_state(
+        self, environment_id: str, key: str, pending: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """The company's state read anew, with its usage in each metered feature's current
         window, and `refresh_at`: the instant its credits change next (a grant expires, a
         plan's new period), when a reader must read it again. An unknown company has
-        `found: false` and evaluates like the server's unknown companies."""
+        `found: false` and evaluates like the server's unknown companies.
+
+        `pending` names events (by idempotency key) the reader has tracked and not yet seen
+        acknowledged; `stored` says which of them this state already counts. They are looked
+        up before the counters are read: one stored in between is counted by the counters and
+        reported pending, so the reader errs towards counting it twice, never not at all."""
+        stored = self._events.stored_keys(environment_id, pending)
         loaded = self._checks.load_company(environment_id, key)
         return company_to_json(loaded.state) | {
             "refresh_at": format_time(loaded.refresh_at),
             "read_at": format_time(self._clock()),
+            "stored": sorted(stored),
         }
 
     def user_state(self, environment_id: str, key: str) -> dict[str, Any]:

@@ -3,10 +3,8 @@ subscriptions, overrides and its usage in each metered feature's current window.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,15 +22,7 @@ from tierkit.server.services.credits import (
 from tierkit.server.services.overrides import company_override_rows
 from tierkit.server.services.rows import to_override
 from tierkit.server.services.subscriptions import company_subscription_rows, to_subscription
-
-
-@functools.lru_cache(maxsize=1024)
-def zone_named(name: str) -> tzinfo:
-    """The IANA zone `name`, or UTC when it is not one."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+from tierkit.zones import zone_named
 
 
 def company_zone(row: CompanyRow) -> tzinfo:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tierkit.engine.catalog import Scalar
 from tierkit.engine.openfeature import evaluation
 from tierkit.server.api.dependencies import AnyKey, ServicesDep
+from tierkit.server.api.etags import etag_matches
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.checks import decide
 from tierkit.server.services.checks import CheckRequest
@@ -111,6 +112,6 @@ async def ofrep_evaluate_flags(
     catalog = services.checks.catalog(principal.environment_id)
     content = orjson.dumps({"flags": [evaluation(catalog, d) for d in decisions]})
     etag = f'"{hashlib.sha256(content).hexdigest()[:32]}"'
-    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+    if etag_matches(etag, if_none_match):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(content, media_type="application/json", headers={"ETag": etag})

@@ -119,7 +119,12 @@ class _Session:
 
     async def subscribe(self, params: Any) -> Any:
         company = _params(SubscribeParams, params).company
-        self.subscribed[company] = await self.entitlements(company)
+        # Subscribed before its entitlements are read: a change while they are read is
+        # notified (against no baseline), never missed.
+        self.subscribed.setdefault(company, None)
+        entitlements = await self.entitlements(company)
+        if self.subscribed.get(company, b"") is None:
+            self.subscribed[company] = entitlements
         return {"subscribed": company}
 
     async def unsubscribe(self, params: Any) -> Any:

@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from tierkit.server.api.dependencies import SecretKey, ServicesDep
+from tierkit.server.api.etags import etag_matches
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.companies import CompanyKey
+from tierkit.server.api.schemas.usage import IdempotencyKey
 from tierkit.server.services.changes import Change
 
 router = APIRouter(prefix="/v1/sdk", tags=["sdk"], route_class=StrictJSONRoute)
+
+_MAX_PENDING = 100
+"""Pending events a state read may ask about."""
 
 _QUEUED_CHANGES = 10_000
 """A stream that falls this far behind gets `reset` (read everything again) instead."""
@@ -27,12 +32,6 @@ _QUEUED_CHANGES = 10_000
 
 def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-def _etag_matches(etag: str, if_none_match: str | None) -> bool:
-    return if_none_match is not None and (
-        if_none_match.strip() == "*" or etag in (tag.strip() for tag in if_none_match.split(","))
-    )
 
 
 @router.get(
@@ -51,17 +50,29 @@ def sdk_snapshot(
     """The environment's catalog as the SDK's local evaluation reads it."""
     snapshot = services.sdk.snapshot(principal.environment_id)
     headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
-    if _etag_matches(snapshot.etag, if_none_match):
+    if etag_matches(snapshot.etag, if_none_match):
         return Response(status_code=304, headers=headers)
     return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
 @router.get("/companies/{key}", response_model=None)
-def sdk_company(key: CompanyKey, principal: SecretKey, services: ServicesDep) -> Response:
+def sdk_company(
+    key: CompanyKey,
+    principal: SecretKey,
+    services: ServicesDep,
+    pending: Annotated[
+        list[IdempotencyKey],
+        Query(
+            max_length=_MAX_PENDING,
+            description="Idempotency keys of events the reader tracked and has not seen "
+            "acknowledged; `stored` in the reply names those this state already counts.",
+        ),
+    ] = [],  # noqa: B006 - FastAPI copies query defaults
+) -> Response:
     """A company's state: traits, subscriptions, overrides, credit grants, and its usage in
     each metered feature's current window. `refresh_at` is when to read it again at the
     latest. An unknown company is `found: false` (it evaluates on the default plan)."""
-    return _json(services.sdk.company_state(principal.environment_id, key))
+    return _json(services.sdk.company_state(principal.environment_id, key, pending))
 
 
 @router.get("/users/{key}", response_model=None)
@@ -111,11 +122,12 @@ async def sdk_stream(request: Request, principal: SecretKey, services: ServicesD
         if change.environment_id == environment_id and not loop.is_closed():
             loop.call_soon_threadsafe(offer, change)
 
-    stop = services.changes.listen(on_change)
-    snapshot = await run_in_threadpool(services.sdk.snapshot, environment_id)
-
     async def events() -> AsyncIterator[bytes]:
+        # Listening starts before the snapshot is read, so no change falls between them; and
+        # inside the generator, so that whatever ends it stops the listening.
+        stop = services.changes.listen(on_change)
         try:
+            snapshot = await run_in_threadpool(services.sdk.snapshot, environment_id)
             yield _event("hello", {"etag": snapshot.etag})
             while True:
                 try:

@@ -237,13 +237,12 @@ def _timestamp_text(value: object) -> object:
 
 
 def _representable_in_utc(value: datetime) -> datetime:
-    # An offset can carry year 9999 (or year 1) past what a UTC datetime holds; it is stored
-    # and compared in UTC.
+    # An offset can carry year 9999 (or year 1) past what a UTC datetime holds; it is stored,
+    # compared and echoed in UTC.
     try:
-        value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
-    return value
 
 
 Timestamp = Annotated[
