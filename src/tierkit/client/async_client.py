@@ -20,6 +20,7 @@ from tierkit.client.core import (
 from tierkit.client.errors import NotFoundError, TierkitError
 from tierkit.client.event_worker import WorkerStats
 from tierkit.client.http import Call, segment, send_async
+from tierkit.client.local import FETCHES as _FETCHES
 from tierkit.client.local import Need
 from tierkit.client.options import ClientOptions, headers_of, resolve_options
 from tierkit.client.resources import Api, Json
@@ -67,20 +68,17 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
         idempotency_key: str | None = None,
     ) -> Decision:
         """As `Client.check`."""
+        local = self._local
+        if local is not None and not consume and not self._closed:
+            # The hot path: a kept decision, without a loop or a call more than needed.
+            result = local.decide(company, feature, user, quantity, context)
+            if type(result) is Decision and result.error_code is None:
+                return result
+            return await self._settle(
+                result, company, feature, user=user, quantity=quantity, context=context
+            )
         if self._closed:
             return self.fallback(company, feature, "closed")
-        local = self._local
-        if local is not None and not consume:
-            for _ in range(len(Need) + 1):  # each need is fetched at most once
-                result = local.decide(
-                    company, feature, user=user, quantity=quantity, context=context
-                )
-                if isinstance(result, Decision):
-                    return self.local_decision(result, company, feature)
-                error = await self._fetch(result, company, user)
-                if error is not None:
-                    return self.fallback(company, feature, error)
-            return self.fallback(company, feature, "not_ready")
         body = check_body(
             company,
             feature,
@@ -120,6 +118,28 @@ class AsyncClient(ClientCore, Api[Awaitable[Json]]):
         except TierkitError as error:
             return [self.fallback(company, f, error_code_of(error)) for f in features or ()]
         return self.remote_decisions(reply, company, features)
+
+    async def _settle(
+        self,
+        result: Decision | Need,
+        company: str,
+        feature: str,
+        *,
+        user: str | None,
+        quantity: float,
+        context: Mapping[str, Scalar] | None,
+    ) -> Decision:
+        """A local check that lacks something: fetch it (each need once) and decide again."""
+        local = self._local
+        assert local is not None  # noqa: S101 - local mode
+        for _ in _FETCHES:
+            if isinstance(result, Decision):
+                return self.local_decision(result, company, feature)
+            error = await self._fetch(result, company, user)
+            if error is not None:
+                return self.fallback(company, feature, error)
+            result = local.decide(company, feature, user, quantity, context)
+        return self.fallback(company, feature, "not_ready")
 
     async def _fetch(self, need: Need, company: str, user: str | None) -> str | None:
         local, syncer = self._local, self._syncer

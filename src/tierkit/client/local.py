@@ -44,6 +44,10 @@ class Need(Enum):
     USER = "user"
 
 
+FETCHES = range(len(Need) + 1)
+"""The fetches a local check may make: each need once, and one more decide after them."""
+
+
 @dataclass(slots=True)
 class _Company:
     state: CompanyState
@@ -51,7 +55,9 @@ class _Company:
     """Kept decisions hold until this instant (seconds since the epoch)."""
     refresh_at: float
     """Read the state again from the server after this instant."""
-    memo: dict[tuple[str, float, str | None], Decision] = field(default_factory=dict)
+    memo: dict[str | tuple[str, float, str | None], Decision] = field(default_factory=dict)
+    """Kept decisions: by feature for the usual check (one unit, no user), else by
+    `(feature, quantity, user)`."""
 
 
 MAX_PENDING = 100
@@ -113,6 +119,13 @@ class LocalEvaluation:
         self._tracked: dict[int, _Tracked] = {}
         self._tracked_seq = 0
         self._lock = threading.Lock()
+        self._kept: dict[tuple[str, str], Decision] = {}
+        """The usual check's kept decisions (one unit, no user, no context), by company and
+        feature in one table: the hot path is one lookup, whatever the number of companies."""
+        self._kept_until = _NEVER
+        """Every decision in `_kept` holds until this instant (the earliest of their
+        companies' horizons); then the table is emptied and refilled as checks come."""
+        self._kept_lock = threading.Lock()
         self.stale = False
         """The state could not be refreshed lately: decisions say `stale`."""
         self.on_refresh_due: Callable[[str], None] = lambda company: None
@@ -126,16 +139,34 @@ class LocalEvaluation:
         self,
         company: str,
         feature: str,
-        *,
         user: str | None = None,
         quantity: float = 1,
         context: Mapping[str, Scalar] | None = None,
     ) -> Decision | Need:
         """The decision, or what must be fetched first."""
+        plain = quantity == 1 and user is None and not context
+        if plain:
+            kept = self._kept.get((company, feature))
+            if kept is not None and self._time() < self._kept_until:
+                return replace(kept, stale=True) if self.stale else kept
+        return self._decide(company, feature, user, quantity, context, plain=plain)
+
+    def _decide(
+        self,
+        company: str,
+        feature: str,
+        user: str | None,
+        quantity: float,
+        context: Mapping[str, Scalar] | None,
+        *,
+        plain: bool,
+    ) -> Decision | Need:
         entry = self._companies.get(company)
         if entry is not None and not context:
-            kept = entry.memo.get((feature, quantity, user))
+            kept = entry.memo.get(feature if plain else (feature, quantity, user))
             if kept is not None and self._time() < entry.valid_until:
+                if plain:
+                    self._keep(company, feature, entry, kept)
                 return replace(kept, stale=True) if self.stale else kept
         catalog = self.catalog
         if catalog is None:
@@ -164,9 +195,37 @@ class LocalEvaluation:
             user=user_state,
             context=context,
         )
-        if not context:
+        if plain:
+            entry.memo[feature] = decision
+            self._keep(company, feature, entry, decision)
+        elif not context:
             entry.memo[(feature, quantity, user)] = decision
         return replace(decision, stale=True) if self.stale else decision
+
+    def _keep(self, company: str, feature: str, entry: _Company, decision: Decision) -> None:
+        """Put a decision of `entry` in the hot table, unless the entry was replaced meanwhile
+        (the sync thread forgets a replaced entry's decisions after replacing it, so one of the
+        two removes it)."""
+        with self._kept_lock:
+            if self._time() >= self._kept_until:
+                self._kept.clear()
+                self._kept_until = _NEVER
+            self._kept[(company, feature)] = decision
+            self._kept_until = min(self._kept_until, entry.valid_until)
+        if self._companies.get(company) is not entry:
+            self._kept.pop((company, feature), None)
+
+    def _forget(self, company: str, entry: _Company | None) -> None:
+        """Drop a replaced entry's decisions from the hot table (after replacing it)."""
+        if entry is not None:
+            for feature in list(entry.memo):
+                if isinstance(feature, str):
+                    self._kept.pop((company, feature), None)
+
+    def _forget_all(self) -> None:
+        with self._kept_lock:
+            self._kept.clear()
+            self._kept_until = _NEVER
 
     def _renew(self, key: str, entry: _Company, catalog: Catalog, now: datetime) -> _Company:
         """The entry with its kept decisions dropped and its horizon moved past `now`."""
@@ -176,6 +235,7 @@ class LocalEvaluation:
             entry.state, _horizon(catalog, entry.state, now, entry.refresh_at), entry.refresh_at
         )
         self._companies[key] = renewed
+        self._forget(key, entry)
         return renewed
 
     def feature_keys(self) -> list[str]:
@@ -211,6 +271,7 @@ class LocalEvaluation:
                     _horizon(catalog, entry.state, now, entry.refresh_at),
                     entry.refresh_at,
                 )
+            self._forget_all()  # after the entries are replaced (see `_keep`)
 
     def tracked_marker(self, company: str | None = None) -> TrackedMarker:
         """Taken before reading a company's state: what was undelivered then."""
@@ -247,20 +308,26 @@ class LocalEvaluation:
     def _store(self, state: CompanyState, refresh_at: float) -> None:
         catalog = self.catalog
         assert catalog is not None  # noqa: S101 - callers checked
+        replaced = self._companies.get(state.key)
         self._companies[state.key] = _Company(
             state, _horizon(catalog, state, self._clock(), refresh_at), refresh_at
         )
+        self._forget(state.key, replaced)
 
     def drop_company(self, key: str) -> None:
-        self._companies.pop(key, None)
+        self._forget(key, self._companies.pop(key, None))
 
     def put_user(self, data: Mapping[str, Any]) -> None:
+        """A user's traits. Only checks naming a user read them: the hot table (checks
+        without a user) is untouched."""
         user = user_from_json(data)
         if user is not None:
             self._users[user.key] = user
             with self._lock:
                 for entry in self._companies.values():
-                    entry.memo.clear()
+                    for key in list(entry.memo):  # a copy: checks add to it meanwhile
+                        if not isinstance(key, str):
+                            entry.memo.pop(key, None)
 
     def track(
         self,
