@@ -226,6 +226,8 @@ class ClientCore:
         if self._closed:
             return self._worker.stats()
         self._closed = True
+        if self._local is not None:
+            self._local.close()
         stats = self._worker.close()
         if self._syncer is not None:
             self._syncer.stop()

@@ -111,7 +111,8 @@ def fallback_decision(
 class LocalEvaluation:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._time: Callable[[], float] = time.time if clock is None else self._clock_seconds
+        self.seconds: Callable[[], float] = time.time if clock is None else self._clock_seconds
+        """Now, in seconds since the epoch."""
         self.catalog: Catalog | None = None
         self.etag: str | None = None
         self._companies: dict[str, _Company] = {}
@@ -119,11 +120,13 @@ class LocalEvaluation:
         self._tracked: dict[int, _Tracked] = {}
         self._tracked_seq = 0
         self._lock = threading.Lock()
-        self._kept: dict[tuple[str, str], Decision] = {}
+        self.kept: dict[tuple[str, str], Decision] = {}
         """The usual check's kept decisions (one unit, no user, no context), by company and
-        feature in one table: the hot path is one lookup, whatever the number of companies."""
-        self._kept_until = _NEVER
-        """Every decision in `_kept` holds until this instant (the earliest of their
+        feature in one table: the hot path is one lookup, whatever the number of companies.
+        Read it (never write it) as `decide` does: an entry holds while `seconds()` is before
+        `kept_until` and the state is not `stale`."""
+        self.kept_until = _NEVER
+        """Every decision in `kept` holds until this instant (the earliest of their
         companies' horizons); then the table is emptied and refilled as checks come."""
         self._kept_lock = threading.Lock()
         self.stale = False
@@ -146,8 +149,8 @@ class LocalEvaluation:
         """The decision, or what must be fetched first."""
         plain = quantity == 1 and user is None and not context
         if plain:
-            kept = self._kept.get((company, feature))
-            if kept is not None and self._time() < self._kept_until:
+            kept = self.kept.get((company, feature))
+            if kept is not None and self.seconds() < self.kept_until:
                 return replace(kept, stale=True) if self.stale else kept
         return self._decide(company, feature, user, quantity, context, plain=plain)
 
@@ -164,7 +167,7 @@ class LocalEvaluation:
         entry = self._companies.get(company)
         if entry is not None and not context:
             kept = entry.memo.get(feature if plain else (feature, quantity, user))
-            if kept is not None and self._time() < entry.valid_until:
+            if kept is not None and self.seconds() < entry.valid_until:
                 if plain:
                     self._keep(company, feature, entry, kept)
                 return replace(kept, stale=True) if self.stale else kept
@@ -207,25 +210,30 @@ class LocalEvaluation:
         (the sync thread forgets a replaced entry's decisions after replacing it, so one of the
         two removes it)."""
         with self._kept_lock:
-            if self._time() >= self._kept_until:
-                self._kept.clear()
-                self._kept_until = _NEVER
-            self._kept[(company, feature)] = decision
-            self._kept_until = min(self._kept_until, entry.valid_until)
+            if self.seconds() >= self.kept_until:
+                self.kept.clear()
+                self.kept_until = _NEVER
+            self.kept[(company, feature)] = decision
+            self.kept_until = min(self.kept_until, entry.valid_until)
         if self._companies.get(company) is not entry:
-            self._kept.pop((company, feature), None)
+            self.kept.pop((company, feature), None)
 
     def _forget(self, company: str, entry: _Company | None) -> None:
         """Drop a replaced entry's decisions from the hot table (after replacing it)."""
         if entry is not None:
             for feature in list(entry.memo):
                 if isinstance(feature, str):
-                    self._kept.pop((company, feature), None)
+                    self.kept.pop((company, feature), None)
+
+    def close(self) -> None:
+        """Answer nothing more from the kept table."""
+        self._forget_all()
+        self.kept_until = -_NEVER
 
     def _forget_all(self) -> None:
         with self._kept_lock:
-            self._kept.clear()
-            self._kept_until = _NEVER
+            self.kept.clear()
+            self.kept_until = _NEVER
 
     def _renew(self, key: str, entry: _Company, catalog: Catalog, now: datetime) -> _Company:
         """The entry with its kept decisions dropped and its horizon moved past `now`."""

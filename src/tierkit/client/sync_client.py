@@ -71,7 +71,11 @@ class Client(ClientCore, Api[Json]):
         to the server (it records atomically there)."""
         local = self._local
         if local is not None and not consume and not self._closed:
-            # The hot path: a kept decision, without a loop or a call more than needed.
+            if quantity == 1 and user is None and not context:
+                # The hot path, inlined: a kept decision (closing empties the table).
+                kept = local.kept.get((company, feature))
+                if kept is not None and local.seconds() < local.kept_until and not local.stale:
+                    return kept
             result = local.decide(company, feature, user, quantity, context)
             if type(result) is Decision and result.error_code is None:
                 return result
