@@ -28,6 +28,7 @@ from tierkit.server.api.routes import (
     sdk,
     usage,
     users,
+    webhooks,
 )
 from tierkit.server.api.schemas import usage as usage_schemas
 from tierkit.server.db import Database
@@ -37,6 +38,7 @@ from tierkit.server.logs import configure_logging
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.settings import Settings
+from tierkit.server.workers.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("tierkit.server")
 
@@ -61,7 +63,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _log_startup(database)
+        dispatcher = _webhook_dispatcher(settings, services, clock)
         yield
+        if dispatcher is not None:
+            dispatcher.stop()
         database.dispose()
 
     app = FastAPI(
@@ -97,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         ofrep.router,
         sdk.router,
         rpc.router,
+        webhooks.router,
     )
     for router in routers:
         app.include_router(router)
@@ -116,6 +122,24 @@ def _add_schemas(app: FastAPI, schemas: Callable[[], dict[str, Any]]) -> None:
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _webhook_dispatcher(
+    settings: Settings, services: Services, clock: Clock
+) -> WebhookDispatcher | None:
+    if not settings.webhook_dispatch:
+        logger.info("webhook delivery is off in this process (TIERKIT_WEBHOOK_DISPATCH)")
+        return None
+    dispatcher = WebhookDispatcher(
+        services.webhooks,
+        clock,
+        poll_seconds=settings.webhook_poll_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        retry_seconds=settings.webhook_retry_seconds,
+    )
+    services.changes.listen(lambda change: dispatcher.wake())
+    dispatcher.start()
+    return dispatcher
 
 
 def _log_startup(database: Database) -> None:

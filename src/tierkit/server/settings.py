@@ -46,3 +46,23 @@ class Settings(BaseSettings):
         description="On shutdown, how long in-flight requests and open streams may take "
         "before they are cut.",
     )
+    webhook_dispatch: bool = Field(
+        default=True,
+        description="Deliver webhooks from this process (any number of processes may: each "
+        "delivery is leased to one).",
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the webhook dispatcher looks for new events and due retries.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="How long a receiver may take to answer."
+    )
+    webhook_retry_seconds: list[float] = Field(
+        default=[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800],
+        min_length=1,
+        description="The wait before each retry of a failed delivery (about 24 hours in all); "
+        "after the last, the delivery is given up (`failed`).",
+    )

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from tierkit.server.services.api_keys import KeyKind, Principal
+from tierkit.server.services.audit import current_actor
 from tierkit.server.services.container import Services
 from tierkit.server.services.errors import AuthenticationFailed, PermissionDenied
 
@@ -45,10 +46,12 @@ async def get_principal(
             code="missing_api_key",
         )
     # A key seen moments ago is answered inline; a lookup goes to a worker thread.
-    trusted = services.api_keys.trusted(secret)
-    if trusted is not None:
-        return trusted
-    return await run_in_threadpool(services.api_keys.authenticate, secret)
+    principal = services.api_keys.trusted(secret)
+    if principal is None:
+        principal = await run_in_threadpool(services.api_keys.authenticate, secret)
+    # The request's changes are audited as this key's (the route runs in this context).
+    current_actor.set(f"key:{principal.key_id}")
+    return principal
 
 
 class Access(StrEnum):

@@ -430,3 +430,109 @@ class CreditBundleRow(Base):
     created_at: Mapped[datetime]
 
     credit_type: Mapped[CreditTypeRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class AuditEntryRow(Base):
+    """One mutation: who did what to which resource, with the resource before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_environment_seq", "environment_id", "seq"),
+        Index("ix_audit_log_resource", "environment_id", "resource_type", "resource_key"),
+    )
+
+    seq: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(255))
+    """`key:<api key id>`, `cli`, `console:<user>` or `system`."""
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_key: Mapped[str] = mapped_column(String(255))
+    before: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    after: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
+    created_at: Mapped[datetime]
+
+
+class OutboxEventRow(Base):
+    """A webhook event, written in the transaction of the change that caused it. The
+    dispatcher fans it out to the endpoints subscribed at that moment (`fanned_out`)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_pending", "fanned_out", "seq"),)
+
+    seq: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    """The `webhook-id` of every delivery of it (`msg_...`): receivers deduplicate by it."""
+    environment_id: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(json_column_type())
+    created_at: Mapped[datetime]
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebhookEndpointRow(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    event_types: Mapped[Any] = mapped_column(json_column_type())
+    """The event types it receives; empty: every type."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(String(100))
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One event to one endpoint: pending until it succeeds or is given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_seq"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    event_seq: Mapped[int] = mapped_column(
+        ForeignKey("webhook_events.seq", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    """`pending`, `succeeded` or `failed` (given up after the retry schedule)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    leased_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookAttemptRow(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float(precision=53))
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class JobLeaseRow(Base):
+    """Which process runs a background job until when (one at a time across processes)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]

@@ -24,6 +24,7 @@ from tierkit.server.db.tables import (
     SubscriptionRow,
 )
 from tierkit.server.db.upserts import lock_companies
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import NotFound
@@ -75,6 +76,7 @@ def upsert_company_in(
     `None` removes). Returns the row and whether it was created."""
     row = get_company_row(session, environment_id, key)
     created = row is None
+    before = None if row is None else to_company_record(row)
     if row is None:
         row = CompanyRow(
             id=new_id("co"),
@@ -94,6 +96,12 @@ def upsert_company_in(
         _index_traits(session, row)
     row.updated_at = now
     session.flush()
+    ChangeLog(session, environment_id, now).record(
+        "company.created" if created else "company.updated",
+        ("company", key),
+        before,
+        to_company_record(row),
+    )
     return row, created
 
 
@@ -181,5 +189,9 @@ class CompanyService:
         with self._db.write() as session:
             row = find_company_row(session, environment_id, key)
             lock_companies(session, [row.id])
+            before = to_company_record(row)
             session.execute(delete(EventRow).where(EventRow.company_id == row.id))
             session.delete(row)
+            ChangeLog(session, environment_id, self._clock()).record(
+                "company.deleted", ("company", key), before, None
+            )

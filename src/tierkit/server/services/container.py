@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tierkit.server.db import Database
 from tierkit.server.services.accounts import AccountService
 from tierkit.server.services.api_keys import ApiKeyService
+from tierkit.server.services.audit import AuditService
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.checks import CheckService
@@ -25,6 +26,7 @@ from tierkit.server.services.sdk import SdkService
 from tierkit.server.services.subscriptions import SubscriptionService
 from tierkit.server.services.usage import UsageService
 from tierkit.server.services.users import UserService
+from tierkit.server.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class Services:
     usage: UsageService
     changes: ChangeFeed
     sdk: SdkService
+    webhooks: WebhookService
+    audit: AuditService
 
     @classmethod
     def build(
@@ -87,4 +91,6 @@ class Services:
             ),
             changes=feed,
             sdk=SdkService(clock, checks, events),
+            webhooks=WebhookService(database, clock),
+            audit=AuditService(database, clock),
         )

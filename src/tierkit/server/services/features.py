@@ -24,6 +24,7 @@ from tierkit.engine.rules import Rule
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EntitlementRow, FeatureRow, OverrideRow, PlanRow
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_catalog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import (
@@ -139,7 +140,11 @@ class FeatureService:
                 write_feature_row(row, feature)
                 session.add(row)
                 session.flush()
-                return _to_record(row)
+                created = _to_record(row)
+                ChangeLog(session, environment_id, now).record(
+                    "feature.created", ("feature", feature.key), None, created
+                )
+                return created
         except IntegrityError as error:  # a concurrent create of the same key
             raise _feature_exists(feature.key) from error
 
@@ -150,13 +155,18 @@ class FeatureService:
         """Apply `changes` (engine-typed field values); every plan using it must still fit."""
         with self._db.write() as session:
             row = find_feature_row(session, environment_id, key)
-            feature = replace(to_feature(row), **changes)
+            before = _to_record(row)
+            feature = replace(before.feature, **changes)
             raise_problems(check_feature(feature), "The feature has")
             _refit_plans(session, row, feature)
             write_feature_row(row, feature)
             row.updated_at = self._clock()
             session.flush()
-            return _to_record(row)
+            after = _to_record(row)
+            ChangeLog(session, environment_id, row.updated_at).record(
+                "feature.updated", ("feature", key), before, after
+            )
+            return after
 
     def get_rules(self, environment_id: str, key: str) -> list[Rule]:
         with self._db.read() as session:
@@ -178,8 +188,12 @@ class FeatureService:
                 session.scalars(select(PlanRow.key).where(PlanRow.environment_id == environment_id))
             )
             raise_problems(check_rules(features[key], rules, features, plans), "The rules have")
+            before = {"key": key, "rules": list(row.rules or ())}
             row.rules = [rule_to_json(rule) for rule in rules] or None
             row.updated_at = self._clock()
+            ChangeLog(session, environment_id, row.updated_at).record(
+                "feature.updated", ("feature", key), before, {"key": key, "rules": row.rules or []}
+            )
             return list(rules)
 
     @changes_catalog
@@ -201,7 +215,11 @@ class FeatureService:
                     code="feature_in_use",
                     details=users,
                 )
+            before = _to_record(row)
             session.delete(row)
+            ChangeLog(session, environment_id, self._clock()).record(
+                "feature.deleted", ("feature", key), before, None
+            )
 
 
 def _feature_exists(key: str) -> Conflict:

@@ -15,6 +15,7 @@ from tierkit.engine.customers import Override
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, OverrideRow
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import find_company_row
@@ -60,6 +61,7 @@ def put_override_in(
             OverrideRow.company_id == company.id, OverrideRow.feature_id == feature_row.id
         )
     )
+    before = None if row is None else _to_record(row, company.key)
     if row is None:
         row = OverrideRow(
             id=new_id("ovr"),
@@ -79,7 +81,18 @@ def put_override_in(
     row.note = override.note
     row.updated_at = now
     session.flush()
+    ChangeLog(session, company.environment_id, now).record(
+        "override.created" if before is None else "override.updated",
+        ("override", override.feature),
+        before,
+        _to_record(row, company.key),
+        {"company": company.key},
+    )
     return row
+
+
+def _to_record(row: OverrideRow, company_key: str) -> OverrideRecord:
+    return OverrideRecord(to_override(row), company_key, row.created_at, row.updated_at)
 
 
 class OverrideService:
@@ -100,7 +113,7 @@ class OverrideService:
         with self._db.write() as session:
             company = find_company_row(session, environment_id, company_key)
             row = put_override_in(session, company, override, self._clock())
-            return OverrideRecord(to_override(row), company.key, row.created_at, row.updated_at)
+            return _to_record(row, company.key)
 
     def list_overrides(
         self, environment_id: str, company_key: str, *, include_expired: bool = False
@@ -110,8 +123,7 @@ class OverrideService:
         with self._db.read() as session:
             company = find_company_row(session, environment_id, company_key)
             records = [
-                OverrideRecord(to_override(row), company.key, row.created_at, row.updated_at)
-                for row in company_override_rows(session, company.id)
+                _to_record(row, company.key) for row in company_override_rows(session, company.id)
             ]
         return sorted(
             (r for r in records if include_expired or r.override.is_active(now)),
@@ -124,7 +136,15 @@ class OverrideService:
             company = find_company_row(session, environment_id, company_key)
             for row in company_override_rows(session, company.id):
                 if row.feature.key == feature_key:
+                    before = _to_record(row, company.key)
                     session.delete(row)
+                    ChangeLog(session, environment_id, self._clock()).record(
+                        "override.deleted",
+                        ("override", feature_key),
+                        before,
+                        None,
+                        {"company": company_key},
+                    )
                     return
             raise NotFound(
                 f"Company {company_key!r} has no override for {feature_key!r}.",

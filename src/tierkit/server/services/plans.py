@@ -28,6 +28,7 @@ from tierkit.engine.catalog_rules import (
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CreditTypeRow, FeatureRow, PlanRow, SubscriptionRow
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_catalog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import Conflict, NotFound, named_in_body
@@ -173,7 +174,11 @@ class PlanService:
                 self._store(session, environment_id, row, plan, replace_lines=True)
                 session.add(row)
                 session.flush()
-                return _to_record(row)
+                created = _to_record(row)
+                ChangeLog(session, environment_id, now).record(
+                    "plan.created", ("plan", plan.key), None, created
+                )
+                return created
         except IntegrityError as error:
             raise _concurrent_change() from error
 
@@ -183,7 +188,8 @@ class PlanService:
         try:
             with self._db.write() as session:
                 row = find_plan_row(session, environment_id, key)
-                plan = replace(to_plan(row), **changes)
+                before = _to_record(row)
+                plan = replace(before.plan, **changes)
                 moved = plan.type.value != row.type or plan.group != row.plan_group
                 if moved and _has_subscriptions(session, row.id):
                     raise Conflict(
@@ -196,7 +202,11 @@ class PlanService:
                 self._store(session, environment_id, row, plan, replace_lines=replace_lines)
                 row.updated_at = self._clock()
                 session.flush()
-                return _to_record(row)
+                after = _to_record(row)
+                ChangeLog(session, environment_id, row.updated_at).record(
+                    "plan.updated", ("plan", key), before, after
+                )
+                return after
         except IntegrityError as error:
             raise _concurrent_change() from error
 
@@ -211,7 +221,11 @@ class PlanService:
                     "(`status: archived`) instead.",
                     code="plan_in_use",
                 )
+            before = _to_record(row)
             session.delete(row)
+            ChangeLog(session, environment_id, self._clock()).record(
+                "plan.deleted", ("plan", key), before, None
+            )
 
     @changes_catalog
     def put_entitlement(
@@ -241,10 +255,15 @@ class PlanService:
                     )
                 )
             raise_problems(problems, "The entitlement has")
+            before = _to_record(row)
             self._store(
                 session, environment_id, row, replace(plan, entitlements=entitlements), True
             )
             row.updated_at = self._clock()
+            session.flush()
+            ChangeLog(session, environment_id, row.updated_at).record(
+                "plan.updated", ("plan", plan_key), before, _to_record(row)
+            )
             return normalize_entitlement(feature, entitlement)
 
     @changes_catalog
@@ -257,8 +276,13 @@ class PlanService:
                     f"Plan {plan_key!r} has no entitlement for {feature_key!r}.",
                     code="entitlement_not_found",
                 )
+            before = _to_record(row)
             row.entitlements = kept
             row.updated_at = self._clock()
+            session.flush()
+            ChangeLog(session, environment_id, row.updated_at).record(
+                "plan.updated", ("plan", plan_key), before, _to_record(row)
+            )
 
     def list_plan_features(self, environment_id: str, plan_key: str) -> list[PlanFeature]:
         """Every feature with the plan's value for it (pricing pages); archived features only

@@ -23,6 +23,7 @@ from tierkit.engine.periods import Unit, cycle_bounds
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, PlanRow, SubscriptionRow
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import find_company_row
@@ -147,8 +148,10 @@ def subscribe_in(
         )
         for row in existing:
             if row.id in ends:
+                before = _to_record(row, company.key)
                 row.ends_at = ends[row.id]
                 row.updated_at = now
+                _log(session, company, now, "subscription.updated", before=before, row=row)
     row = SubscriptionRow(
         id=new_id("sub"),
         environment_id=company.environment_id,
@@ -166,7 +169,27 @@ def subscribe_in(
     )
     session.add(row)
     session.flush()
+    _log(session, company, now, "subscription.created", before=None, row=row)
     return row
+
+
+def _log(
+    session: Session,
+    company: CompanyRow,
+    now: datetime,
+    action: str,
+    *,
+    before: SubscriptionRecord | None,
+    row: SubscriptionRow,
+) -> None:
+    """Audit a subscription change (and announce it to webhooks)."""
+    ChangeLog(session, company.environment_id, now).record(
+        action,
+        ("subscription", row.id),
+        before,
+        _to_record(row, company.key),
+        {"company": company.key},
+    )
 
 
 def _check_times(
@@ -302,6 +325,7 @@ class SubscriptionService:
             current = to_subscription(row)
             if current.status(now) is SubscriptionStatus.ENDED:
                 raise _ended(row.id)
+            before = _to_record(row, company.key)
             updated = replace(current, **changes)
             _check_times(updated.started_at, updated.trial_ends_at, updated.ends_at)
             if "ends_at" in changes:
@@ -310,6 +334,7 @@ class SubscriptionService:
             row.trial_ends_at = updated.trial_ends_at
             row.ends_at = updated.ends_at
             row.updated_at = now
+            _log(session, company, now, "subscription.updated", before=before, row=row)
             return _to_record(row, company.key)
 
     @changes_customer
@@ -325,7 +350,9 @@ class SubscriptionService:
             if current.status(now) is SubscriptionStatus.ENDED:
                 raise _ended(row.id)
             end = now if at is CancelAt.NOW else _period_end(current, now)
+            before = _to_record(row, company.key)
             end_subscription_in(row, end, now)
+            _log(session, company, now, "subscription.canceled", before=before, row=row)
             return _to_record(row, company.key)
 
 

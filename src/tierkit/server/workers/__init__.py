@@ -1,0 +1,1 @@
+"""Background work inside the server process: webhook delivery (and, later, timed jobs)."""

@@ -1,0 +1,129 @@
+"""The webhook dispatcher: a thread that fans new outbox events out to endpoints, sends due
+deliveries signed as Standard Webhooks, and records every attempt.
+
+Each delivery is leased to one dispatcher while it is sent (`claim_due`), so several server
+processes on one database deliver each event once; a process that dies mid-send leaves the
+lease to expire, and the delivery is sent again with the same `webhook-id` (receivers
+deduplicate by it: delivery is at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+import httpx
+
+from tierkit import __version__
+from tierkit.server.services.clock import Clock
+from tierkit.server.services.webhooks import Attempt, DueDelivery, WebhookService, sign
+
+logger = logging.getLogger("tierkit.webhooks")
+
+_LEASE_MARGIN = 30.0
+"""Seconds a lease outlasts the send timeout."""
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        webhooks: WebhookService,
+        clock: Clock,
+        *,
+        poll_seconds: float,
+        timeout_seconds: float,
+        retry_seconds: Sequence[float],
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._webhooks = webhooks
+        self._clock = clock
+        self._poll = poll_seconds
+        self._timeout = timeout_seconds
+        self._retries = list(retry_seconds)
+        self._http = httpx.Client(
+            timeout=timeout_seconds,
+            transport=transport,
+            headers={"User-Agent": f"tierkit-webhooks/{__version__}"},
+            follow_redirects=False,
+        )
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tierkit-webhooks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for work now (a change was committed)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._http.close()
+
+    def run_once(self) -> int:
+        """Fan out and send what is due; how many deliveries were attempted."""
+        while self._webhooks.fan_out():
+            pass
+        lease = timedelta(seconds=self._timeout + _LEASE_MARGIN)
+        attempted = 0
+        while not self._stopping.is_set():
+            due = self._webhooks.claim_due(lease)
+            if not due:
+                break
+            for delivery in due:
+                self._send(delivery)
+            attempted += len(due)
+        return attempted
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the dispatcher must outlive a bad moment of the database
+                logger.exception("webhook dispatch failed; trying again")
+            self._wake.wait(self._poll)
+            self._wake.clear()
+
+    def _send(self, due: DueDelivery) -> None:
+        timestamp = int(self._clock().timestamp())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": due.message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(due.secret, due.message_id, timestamp, due.body),
+        }
+        attempted_at = self._clock()
+        started = time.perf_counter()
+        status: int | None = None
+        excerpt, error = "", None
+        try:
+            response = self._http.post(due.url, content=due.body, headers=headers)
+            status, excerpt = response.status_code, response.text[:500]
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        latency = (time.perf_counter() - started) * 1000
+        succeeded = status is not None and 200 <= status < 300
+        retry_after = None
+        if not succeeded and due.attempts < len(self._retries):
+            retry_after = timedelta(seconds=self._retries[due.attempts])
+        if not succeeded:
+            logger.info(
+                "webhook %s to %s failed (%s); %s",
+                due.message_id,
+                due.url,
+                status if status is not None else error,
+                f"retrying in {retry_after}" if retry_after else "giving up",
+            )
+        self._webhooks.record_attempt(
+            due,
+            Attempt(attempted_at, status, latency, excerpt, error),
+            succeeded=succeeded,
+            retry_after=retry_after,
+        )
