@@ -11,6 +11,7 @@ from rich.console import Console
 
 from tierkit.server.db import Database
 from tierkit.server.db.migrate import current_revision, head_revision
+from tierkit.server.services.audit import acting_as
 from tierkit.server.services.container import Services
 from tierkit.server.services.errors import DomainError
 from tierkit.server.settings import DEFAULT_DATABASE_URL
@@ -38,7 +39,8 @@ def open_services(database_url: str, *, require_schema: bool = True) -> Iterator
     try:
         if require_schema:
             ensure_schema_current(database)
-        yield Services.build(database)
+        with acting_as("cli"):  # the audit log names the CLI as the actor
+            yield Services.build(database)
     except DomainError as error:
         err.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(1) from error

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import ApiKeyRow, EnvironmentRow
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.environments import find_environment_row
 from tierkit.server.services.errors import AuthenticationFailed, NotFound
@@ -103,7 +104,11 @@ class ApiKeyService:
             )
             session.add(row)
             session.flush()
-            return _to_api_key(row, env.name), secret
+            key = _to_api_key(row, env.name)
+            ChangeLog(session, env.id, row.created_at).record(
+                "api_key.created", ("api_key", row.id), None, key
+            )
+            return key, secret
 
     def list_keys(
         self,
@@ -140,7 +145,11 @@ class ApiKeyService:
                 )
             row, env = found
             if row.revoked_at is None:
+                before = _to_api_key(row, env)
                 row.revoked_at = self._clock()
+                ChangeLog(session, row.environment_id, row.revoked_at).record(
+                    "api_key.revoked", ("api_key", row.id), before, _to_api_key(row, env)
+                )
         with self._trusted_lock:
             self._trusted.pop(row.key_hash, None)
         return _to_api_key(row, env)

@@ -26,6 +26,7 @@ from tierkit.server.db.tables import (
     CreditTypeRow,
 )
 from tierkit.server.db.upserts import lock_companies
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import CatalogCache, changes_catalog, changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import find_company_row
@@ -413,7 +414,11 @@ class CreditService:
                 )
                 session.add(row)
                 session.flush()
-                return _type_record(row)
+                created = _type_record(row)
+                ChangeLog(session, environment_id, row.created_at).record(
+                    "credit_type.created", ("credit_type", key), None, created
+                )
+                return created
         except IntegrityError as error:
             raise Conflict(
                 f"A credit type {key!r} exists already.", code="credit_exists", param="key"
@@ -456,7 +461,11 @@ class CreditService:
                 )
                 session.add(row)
                 session.flush()
-                return _bundle_record(row)
+                bundle = _bundle_record(row)
+                ChangeLog(session, environment_id, row.created_at).record(
+                    "credit_bundle.created", ("credit_bundle", new.key), None, bundle
+                )
+                return bundle
         except IntegrityError as error:
             raise Conflict(
                 f"A bundle {new.key!r} exists already.", code="bundle_exists", param="key"
@@ -538,7 +547,11 @@ class CreditService:
         session.flush()
         session.add(_ledger(row, "grant", new.amount, now, note=new.note))
         session.flush()
-        return _grant_record(row, company_key, now)
+        granted = _grant_record(row, company_key, now)
+        ChangeLog(session, environment_id, now).record(
+            "credit_grant.created", ("credit_grant", row.id), None, granted
+        )
+        return granted
 
     @changes_customer
     def void(self, environment_id: str, company_key: str, grant_id: str) -> GrantRecord:
@@ -550,11 +563,18 @@ class CreditService:
             if row is None or row.company_id != company.id:
                 raise NotFound(f"There is no grant {grant_id!r}.", code="grant_not_found")
             if row.voided_at is None:
+                before = _grant_record(row, company_key, now)
                 if row.remaining > 0:
                     session.add(_ledger(row, "void", -row.remaining, now))
                 row.remaining = 0.0
                 row.voided_at = now
                 session.flush()
+                ChangeLog(session, environment_id, now).record(
+                    "credit_grant.voided",
+                    ("credit_grant", row.id),
+                    before,
+                    _grant_record(row, company_key, now),
+                )
             return _grant_record(row, company_key, now)
 
     def list_grants(self, environment_id: str, company_key: str) -> list[GrantRecord]:

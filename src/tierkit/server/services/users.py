@@ -15,6 +15,7 @@ from tierkit.engine.customers import merge_traits
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, MembershipRow, UserRow
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row
@@ -109,6 +110,7 @@ def upsert_user_in(
         select(UserRow).where(UserRow.environment_id == environment_id, UserRow.key == key)
     )
     created = row is None
+    before = None if row is None else _to_record(session, row)
     if row is None:
         row = UserRow(
             id=new_id("usr"),
@@ -128,6 +130,12 @@ def upsert_user_in(
     if fields.get("companies") is not None:
         _set_memberships(session, row, fields["companies"], now)
         session.flush()
+    ChangeLog(session, environment_id, now).record(
+        "user.created" if created else "user.updated",
+        ("user", key),
+        before,
+        _to_record(session, row),
+    )
     return row, created
 
 
@@ -166,7 +174,12 @@ class UserService:
     @changes_customer
     def delete_user(self, environment_id: str, key: str) -> None:
         with self._db.write() as session:
-            session.delete(_find(session, environment_id, key))
+            row = _find(session, environment_id, key)
+            before = _to_record(session, row)
+            session.delete(row)
+            ChangeLog(session, environment_id, self._clock()).record(
+                "user.deleted", ("user", key), before, None
+            )
 
     def list_users(
         self,
