@@ -25,6 +25,7 @@ from tierkit.server.db.upserts import (
     insert_ignoring_conflicts,
     is_postgres,
 )
+from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
@@ -102,8 +103,10 @@ def ensure_companies(
     ids = ids_of(keys)
     missing = [key for key in keys if key not in ids]
     if missing:
-        session.execute(
-            insert_ignoring_conflicts(session, CompanyRow, ["environment_id", "key"]),
+        created = session.execute(
+            insert_ignoring_conflicts(session, CompanyRow, ["environment_id", "key"]).returning(
+                CompanyRow.key
+            ),
             [
                 {
                     "id": new_id("co"),
@@ -116,7 +119,15 @@ def ensure_companies(
                 }
                 for key in missing
             ],
-        )
+        ).scalars()
+        log = ChangeLog(session, environment_id, now)
+        for key in created:  # tracking for an unknown company created it
+            log.record(
+                "company.created",
+                ("company", key),
+                None,
+                {"key": key, "name": None, "traits": {}, "created_at": now, "updated_at": now},
+            )
         ids |= ids_of(missing)
     return ids
 
