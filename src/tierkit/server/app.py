@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -37,7 +38,9 @@ from tierkit.server.db.migrate import current_revision, head_revision
 from tierkit.server.logs import configure_logging
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
+from tierkit.server.services.timed_events import time_driven_jobs
 from tierkit.server.settings import Settings
+from tierkit.server.workers.jobs import JobRunner
 from tierkit.server.workers.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("tierkit.server")
@@ -64,7 +67,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _log_startup(database)
         dispatcher = _webhook_dispatcher(settings, services, clock)
+        jobs = _job_runner(settings, services, dispatcher)
         yield
+        if jobs is not None:
+            jobs.stop()
         if dispatcher is not None:
             dispatcher.stop()
         database.dispose()
@@ -140,6 +146,23 @@ def _webhook_dispatcher(
     services.changes.listen(lambda change: dispatcher.wake())
     dispatcher.start()
     return dispatcher
+
+
+def _job_runner(
+    settings: Settings, services: Services, dispatcher: WebhookDispatcher | None
+) -> JobRunner | None:
+    if not settings.jobs:
+        logger.info("time-driven jobs are off in this process (TIERKIT_JOBS)")
+        return None
+    every = timedelta(seconds=settings.job_interval_seconds)
+    runner = JobRunner(
+        services.jobs,
+        time_driven_jobs(every),
+        tick_seconds=min(settings.job_interval_seconds, 5.0),
+        after_run=dispatcher.wake if dispatcher is not None else lambda: None,
+    )
+    runner.start()
+    return runner
 
 
 def _log_startup(database: Database) -> None:

@@ -66,3 +66,15 @@ class Settings(BaseSettings):
         description="The wait before each retry of a failed delivery (about 24 hours in all); "
         "after the last, the delivery is given up (`failed`).",
     )
+    jobs: bool = Field(
+        default=True,
+        description="Run time-driven jobs in this process (override expiry and trial-ending "
+        "events, grant expiries): once across processes, whichever is first.",
+    )
+    job_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How often each time-driven job runs (across all processes): the most a "
+        "time-driven webhook is late.",
+    )

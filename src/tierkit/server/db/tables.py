@@ -529,10 +529,13 @@ class WebhookAttemptRow(Base):
 
 
 class JobLeaseRow(Base):
-    """Which process runs a background job until when (one at a time across processes)."""
+    """A background job's state across processes: who ran it last, when it is due again, and
+    the instant its work is done up to (`watermark`)."""
 
     __tablename__ = "job_leases"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime]
+    """Not run again before this (by any process)."""
+    watermark: Mapped[datetime | None]

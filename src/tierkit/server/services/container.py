@@ -19,6 +19,7 @@ from tierkit.server.services.customers import CustomerService
 from tierkit.server.services.environments import EnvironmentService
 from tierkit.server.services.events import EventService
 from tierkit.server.services.features import FeatureService
+from tierkit.server.services.jobs import JobService
 from tierkit.server.services.overrides import OverrideService
 from tierkit.server.services.plans import PlanService
 from tierkit.server.services.pricing import PricingService
@@ -52,6 +53,7 @@ class Services:
     sdk: SdkService
     webhooks: WebhookService
     audit: AuditService
+    jobs: JobService
 
     @classmethod
     def build(
@@ -93,4 +95,5 @@ class Services:
             sdk=SdkService(clock, checks, events),
             webhooks=WebhookService(database, clock),
             audit=AuditService(database, clock),
+            jobs=JobService(database, clock),
         )

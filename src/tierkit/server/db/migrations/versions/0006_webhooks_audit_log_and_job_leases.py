@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=100), nullable=False),
         sa.Column("expires_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.Column("watermark", tierkit.server.db.types.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
     )
     op.create_table(

@@ -1,0 +1,99 @@
+"""Webhook events that time alone causes: an override expiring, a trial about to end. Each is
+a job's work (`services.jobs`): what fell due in `(since, until]`, announced once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tierkit.server.db.tables import CompanyRow, CreditGrantRow, OverrideRow, SubscriptionRow
+from tierkit.server.db.upserts import lock_companies
+from tierkit.server.services.audit import add_event, jsonable
+from tierkit.server.services.credits import settle_expiries_in
+from tierkit.server.services.jobs import Job
+from tierkit.server.services.overrides import OverrideRecord
+from tierkit.server.services.rows import to_override
+from tierkit.server.services.subscriptions import SubscriptionRecord, to_subscription
+
+_EXPIRY_BATCH = 500
+"""Companies whose expired grants one run settles (the next run takes the rest)."""
+
+TRIAL_ENDING_NOTICE = timedelta(days=3)
+"""`subscription.trial_ending` is sent this long before a trial ends (as Stripe does), or at
+once for a trial shorter than that."""
+
+
+def announce_expired_overrides(session: Session, since: datetime, until: datetime) -> None:
+    """`override.expired` for each override whose `expires_at` is in `(since, until]`."""
+    rows = session.execute(
+        select(OverrideRow, CompanyRow.key)
+        .join(CompanyRow, CompanyRow.id == OverrideRow.company_id)
+        .where(OverrideRow.expires_at > since, OverrideRow.expires_at <= until)
+        .order_by(OverrideRow.expires_at, OverrideRow.id)
+    ).all()
+    for row, company in rows:
+        record = OverrideRecord(to_override(row), company, row.created_at, row.updated_at)
+        data = {"override": row.feature.key, "company": company, "object": jsonable(record)}
+        add_event(session, row.environment_id, "override.expired", data, until)
+
+
+def announce_trials_ending(session: Session, since: datetime, until: datetime) -> None:
+    """`subscription.trial_ending` for each trial whose notice falls in `(since, until]`: the
+    notice is `TRIAL_ENDING_NOTICE` before the trial ends, or the subscription's creation for
+    a trial shorter than that."""
+    rows = session.execute(
+        select(SubscriptionRow, CompanyRow.key)
+        .join(CompanyRow, CompanyRow.id == SubscriptionRow.company_id)
+        .where(
+            SubscriptionRow.trial_ends_at > until,
+            SubscriptionRow.trial_ends_at <= until + TRIAL_ENDING_NOTICE,
+            (SubscriptionRow.trial_ends_at > since + TRIAL_ENDING_NOTICE)
+            | (SubscriptionRow.created_at > since),
+        )
+        .order_by(SubscriptionRow.trial_ends_at, SubscriptionRow.id)
+    ).all()
+    for row, company in rows:
+        assert row.trial_ends_at is not None  # noqa: S101 - selected by it
+        notice_at = max(row.trial_ends_at - TRIAL_ENDING_NOTICE, row.created_at)
+        if not since < notice_at <= until:
+            continue
+        if row.ends_at is not None and row.ends_at <= row.trial_ends_at:
+            continue  # it ends with its trial: nothing to convert
+        record = SubscriptionRecord(to_subscription(row), company, row.created_at, row.updated_at)
+        data = {
+            "subscription": row.id,
+            "company": company,
+            "trial_ends_at": jsonable(row.trial_ends_at),
+            "object": jsonable(record),
+        }
+        add_event(session, row.environment_id, "subscription.trial_ending", data, until)
+
+
+def settle_grant_expiries(session: Session, since: datetime, until: datetime) -> None:
+    """Write the ledger's expiry rows of grants that expired by `until` (reads do it too;
+    this keeps the ledger current for companies nobody reads)."""
+    companies = session.scalars(
+        select(CreditGrantRow.company_id)
+        .where(
+            CreditGrantRow.expires_at <= until,
+            CreditGrantRow.expiry_recorded.is_(False),
+            CreditGrantRow.voided_at.is_(None),
+        )
+        .distinct()
+        .order_by(CreditGrantRow.company_id)
+        .limit(_EXPIRY_BATCH)
+    ).all()
+    lock_companies(session, list(companies))
+    for company_id in companies:
+        settle_expiries_in(session, company_id, until)
+
+
+def time_driven_jobs(every: timedelta) -> list[Job]:
+    """The jobs the server runs, each at most once per `every` across processes."""
+    return [
+        Job("override_expiry", every, announce_expired_overrides),
+        Job("trial_ending", every, announce_trials_ending),
+        Job("grant_expiry", every, settle_grant_expiries),
+    ]

@@ -1,0 +1,61 @@
+"""The job runner: a thread that runs each time-driven job when it is due, once across every
+server process on the database (`services.jobs`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+
+from tierkit.server.services.jobs import Job, JobService
+
+logger = logging.getLogger("tierkit.jobs")
+
+
+class JobRunner:
+    def __init__(
+        self,
+        jobs: JobService,
+        schedule: Sequence[Job],
+        *,
+        tick_seconds: float,
+        after_run: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`after_run` is called after a tick that ran a job (to wake the webhook
+        dispatcher for what the job announced)."""
+        self._jobs = jobs
+        self._schedule = list(schedule)
+        self._tick = tick_seconds
+        self._after_run = after_run
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tierkit-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_once(self) -> list[str]:
+        """Run what is due; the names of the jobs that ran."""
+        ran = []
+        for job in self._schedule:
+            if self._stopping.is_set():
+                break
+            try:
+                if self._jobs.run_if_due(job, self.holder):
+                    ran.append(job.name)
+            except Exception:  # one job's failure must not stop the others
+                logger.exception("job %s failed; it runs again when next due", job.name)
+        return ran
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if self.run_once():
+                self._after_run()
+            self._stopping.wait(self._tick)

@@ -1,0 +1,178 @@
+"""Time-driven jobs: an override expiring and a trial about to end are announced once, when
+their time comes, whichever process runs the job; expired grants reach the ledger unread."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import SettableClock
+from tests.support.api import create_customer_catalog, rfc3339
+from tierkit.server.services.container import Services
+from tierkit.server.services.jobs import Job
+from tierkit.server.services.timed_events import time_driven_jobs
+
+EVERY = timedelta(seconds=10)
+
+
+def job_named(name: str) -> Job:
+    return next(job for job in time_driven_jobs(EVERY) if job.name == name)
+
+
+@pytest.fixture
+def announced(api: httpx.Client, services: Services) -> Any:
+    """`announced()`: the event types delivered so far to an endpoint taking every type."""
+    created = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks"})
+    assert created.status_code == 201, created.text
+    endpoint = created.json()["id"]
+
+    def read() -> list[dict[str, Any]]:
+        services.webhooks.fan_out()
+        reply = api.get(f"/v1/webhooks/{endpoint}/deliveries", params={"limit": 500})
+        assert reply.status_code == 200, reply.text
+        return [d["payload"] for d in reversed(reply.json()["data"])]
+
+    return read
+
+
+def run(services: Services, name: str, clock: SettableClock, holder: str = "test") -> bool:
+    ran = services.jobs.run_if_due(job_named(name), holder)
+    clock.advance(seconds=EVERY.total_seconds())
+    return ran
+
+
+def timed(payloads: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [p for p in payloads if p["type"] == kind]
+
+
+def test_override_expiry__its_instant_passes__override_expired_once(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    # Given acme with an override that expires in a minute, and the job run once
+    create_customer_catalog(api)
+    assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
+    expires = clock.now + timedelta(minutes=1)
+    body = {"value": 3, "expires_at": rfc3339(expires)}
+    assert api.put("/v1/companies/acme/overrides/projects", json=body).status_code == 200
+    run(services, "override_expiry", clock)
+
+    # When the clock passes the expiry and the job runs, then again
+    clock.advance(minutes=2)
+    run(services, "override_expiry", clock)
+    run(services, "override_expiry", clock)
+
+    # Then override.expired was announced once, naming the company and feature
+    expired = timed(announced(), "override.expired")
+    assert [(e["data"]["company"], e["data"]["override"]) for e in expired] == [
+        ("acme", "projects")
+    ]
+
+
+def test_override_expiry__before_its_instant__nothing(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    create_customer_catalog(api)
+    assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
+    body = {"value": 3, "expires_at": rfc3339(clock.now + timedelta(hours=1))}
+    assert api.put("/v1/companies/acme/overrides/projects", json=body).status_code == 200
+
+    run(services, "override_expiry", clock)
+    clock.advance(minutes=30)
+    run(services, "override_expiry", clock)
+
+    assert timed(announced(), "override.expired") == []
+
+
+def test_trial_ending__three_days_before_the_end__announced_once(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    # Given acme starting the 14-day trial of `starter`
+    create_customer_catalog(api)
+    run(services, "trial_ending", clock)
+    assert api.put("/v1/companies/acme", json={"plan": "starter"}).status_code == 201
+
+    # When 10 days pass (nothing yet), then the 11th (3 days left), then more
+    clock.advance(days=10)
+    run(services, "trial_ending", clock)
+    before = timed(announced(), "subscription.trial_ending")
+    clock.advance(days=1, hours=1)
+    run(services, "trial_ending", clock)
+    clock.advance(hours=5)
+    run(services, "trial_ending", clock)
+
+    # Then it was announced once, after the 11th day
+    after = timed(announced(), "subscription.trial_ending")
+    assert (len(before), [e["data"]["company"] for e in after]) == (0, ["acme"])
+
+
+def test_trial_ending__trial_shorter_than_the_notice__announced_at_once(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    create_customer_catalog(api)
+    run(services, "trial_ending", clock)
+    trial_end = rfc3339(clock.now + timedelta(days=1))
+    assert api.put("/v1/companies/acme", json={}).status_code == 201
+    reply = api.post(
+        "/v1/companies/acme/subscriptions", json={"plan": "pro", "trial_ends_at": trial_end}
+    )
+    assert reply.status_code == 201, reply.text
+
+    clock.advance(seconds=1)
+    run(services, "trial_ending", clock)
+
+    assert [e["data"]["company"] for e in timed(announced(), "subscription.trial_ending")] == [
+        "acme"
+    ]
+
+
+def test_jobs__two_processes_at_once__the_job_runs_once(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    # Given an override about to expire
+    create_customer_catalog(api)
+    assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
+    body = {"value": 3, "expires_at": rfc3339(clock.now + timedelta(seconds=30))}
+    assert api.put("/v1/companies/acme/overrides/projects", json=body).status_code == 200
+    services.jobs.run_if_due(job_named("override_expiry"), "first")
+    clock.advance(minutes=1)
+
+    # When two holders run the job at the same moment, many times
+    results: list[bool] = []
+
+    def contend(holder: str) -> None:
+        for _ in range(5):
+            results.append(services.jobs.run_if_due(job_named("override_expiry"), holder))
+
+    threads = [threading.Thread(target=contend, args=(h,)) for h in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then one run did the work: one announcement, one successful run
+    assert (results.count(True), len(timed(announced(), "override.expired"))) == (1, 1)
+
+
+def test_grant_expiry__nobody_reads_the_company__the_ledger_gets_its_expiry_row(
+    api: httpx.Client, services: Services, clock: SettableClock
+) -> None:
+    # Given acme with 10 credits that expire in an hour
+    assert api.post("/v1/credits", json={"key": "ai", "name": "AI"}).status_code == 201
+    assert api.put("/v1/companies/acme", json={}).status_code == 201
+    body = {"credit": "ai", "amount": 10, "expires_at": rfc3339(clock.now + timedelta(hours=1))}
+    assert api.post("/v1/companies/acme/credit-grants", json=body).status_code == 201
+    run(services, "grant_expiry", clock)
+
+    # When the expiry passes and the job runs (no read of acme in between)
+    clock.advance(hours=2)
+    run(services, "grant_expiry", clock)
+
+    # Then the ledger holds the expiry of the 10 credits
+    ledger = api.get("/v1/companies/acme/credits/ledger")
+    assert ledger.status_code == 200, ledger.text
+    kinds = [(row["kind"], row["amount"]) for row in ledger.json()["data"]]
+    assert ("expiry", -10) in kinds
