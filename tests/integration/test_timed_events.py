@@ -19,7 +19,7 @@ from tierkit.server.services.timed_events import time_driven_jobs
 EVERY = timedelta(seconds=10)
 
 
-def job_named(name: str) -> Job:
+def job_named(services: Services, name: str) -> Job:
     return next(job for job in time_driven_jobs(EVERY) if job.name == name)
 
 
@@ -40,7 +40,7 @@ def announced(api: httpx.Client, services: Services) -> Any:
 
 
 def run(services: Services, name: str, clock: SettableClock, holder: str = "test") -> bool:
-    ran = services.jobs.run_if_due(job_named(name), holder)
+    ran = services.jobs.run_if_due(job_named(services, name), holder)
     clock.advance(seconds=EVERY.total_seconds())
     return ran
 
@@ -137,7 +137,7 @@ def test_jobs__two_processes_at_once__the_job_runs_once(
     assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
     body = {"value": 3, "expires_at": rfc3339(clock.now + timedelta(seconds=30))}
     assert api.put("/v1/companies/acme/overrides/projects", json=body).status_code == 200
-    services.jobs.run_if_due(job_named("override_expiry"), "first")
+    services.jobs.run_if_due(job_named(services, "override_expiry"), "first")
     clock.advance(minutes=1)
 
     # When two holders run the job at the same moment, many times
@@ -145,7 +145,7 @@ def test_jobs__two_processes_at_once__the_job_runs_once(
 
     def contend(holder: str) -> None:
         for _ in range(5):
-            results.append(services.jobs.run_if_due(job_named("override_expiry"), holder))
+            results.append(services.jobs.run_if_due(job_named(services, "override_expiry"), holder))
 
     threads = [threading.Thread(target=contend, args=(h,)) for h in ("a", "b")]
     for thread in threads:
@@ -176,3 +176,80 @@ def test_grant_expiry__nobody_reads_the_company__the_ledger_gets_its_expiry_row(
     assert ledger.status_code == 200, ledger.text
     kinds = [(row["kind"], row["amount"]) for row in ledger.json()["data"]]
     assert ("expiry", -10) in kinds
+
+
+# entitlements.changed
+
+
+def run_all(services: Services, clock: SettableClock) -> None:
+    """Every job once (in the server's order), then the clock moves past their interval."""
+    for job in time_driven_jobs(EVERY):
+        services.jobs.run_if_due(job, "test")
+    clock.advance(seconds=EVERY.total_seconds())
+
+
+def changes_of(payloads: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    return [
+        (p["data"]["company"], p["data"]["changed"])
+        for p in timed(payloads, "entitlements.changed")
+    ]
+
+
+def test_entitlements_changed__plan_entitlement_raised__announced_for_its_companies_only(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    # Given acme on pro and beta on starter, both evaluated once (their baselines)
+    create_customer_catalog(api)
+    assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
+    assert api.put("/v1/companies/beta", json={"plan": "starter"}).status_code == 201
+    run_all(services, clock)
+    assert changes_of(announced()) == []
+
+    # When pro's `projects` goes from 10 to 20
+    body = {"value": 20}
+    assert api.put("/v1/plans/pro/entitlements/projects", json=body).status_code == 200
+    run_all(services, clock)
+
+    # Then acme's entitlements changed, with before and after; beta's did not
+    events = timed(announced(), "entitlements.changed")
+    assert changes_of(events) == [("acme", ["projects"])]
+    data = events[0]["data"]
+    assert (data["previous"]["projects"]["value"], data["object"]["projects"]["value"]) == (
+        10,
+        20,
+    )
+
+
+def test_entitlements_changed__override_then_its_expiry__announced_both_ways(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    create_customer_catalog(api)
+    assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
+    run_all(services, clock)
+
+    body = {"value": 3, "expires_at": rfc3339(clock.now + timedelta(minutes=5))}
+    assert api.put("/v1/companies/acme/overrides/projects", json=body).status_code == 200
+    run_all(services, clock)
+    clock.advance(minutes=10)
+    run_all(services, clock)
+
+    events = timed(announced(), "entitlements.changed")
+    values = [
+        (e["data"]["previous"]["projects"]["reason"], e["data"]["object"]["projects"]["reason"])
+        for e in events
+    ]
+    assert values == [("plan", "override"), ("override", "plan")]
+
+
+def test_entitlements_changed__a_change_that_changes_nothing__no_event(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    create_customer_catalog(api)
+    assert api.put("/v1/companies/acme", json={"plan": "pro"}).status_code == 201
+    run_all(services, clock)
+
+    # A trait no rule reads
+    assert api.put("/v1/companies/acme", json={"traits": {"color": "blue"}}).status_code == 200
+    run_all(services, clock)
+
+    assert changes_of(announced()) == []

@@ -539,3 +539,30 @@ class JobLeaseRow(Base):
     expires_at: Mapped[datetime]
     """Not run again before this (by any process)."""
     watermark: Mapped[datetime | None]
+
+
+class EntitlementMarkRow(Base):
+    """A company whose entitlements may have changed, written with the change; the
+    `entitlements` job compares them with the snapshot and announces the difference.
+    `company_key` `*` marks every company of the environment (a catalog change)."""
+
+    __tablename__ = "entitlement_marks"
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(String(40))
+    company_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class EntitlementSnapshotRow(Base):
+    """A company's effective entitlements as last announced (the `before` of the next
+    `entitlements.changed`)."""
+
+    __tablename__ = "entitlement_snapshots"
+    __table_args__ = (UniqueConstraint("environment_id", "company_key"),)
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(String(40))
+    company_key: Mapped[str] = mapped_column(String(255))
+    entitlements: Mapped[Any] = mapped_column(json_column_type())
+    updated_at: Mapped[datetime]

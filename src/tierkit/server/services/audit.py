@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tierkit.engine.codec import format_time
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
-from tierkit.server.db.tables import AuditEntryRow, OutboxEventRow
+from tierkit.server.db.tables import AuditEntryRow, EntitlementMarkRow, OutboxEventRow
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.pagination import Page, paginate, to_page
 
@@ -62,6 +62,12 @@ class WebhookEventType(enum.StrEnum):
 
 
 WEBHOOK_EVENT_TYPES = frozenset(t.value for t in WebhookEventType)
+
+EVERY_COMPANY = "*"
+"""An entitlement mark for every company of the environment (a catalog change)."""
+
+_MARKED_BY = {"company", "subscription", "override", "plan", "feature"}
+"""The resources whose changes may move entitlements (see `entitlement_changes`)."""
 
 _REDACTED = "[redacted]"
 _SECRET_FIELDS = frozenset({"secret", "key_hash", "signing_secret", "password", "password_hash"})
@@ -152,6 +158,10 @@ def record_change(
             created_at=now,
         )
     )
+    if resource_type in _MARKED_BY:
+        catalog_wide = resource_type in {"plan", "feature"}
+        company = EVERY_COMPANY if catalog_wide else (event_data or {}).get("company", resource_key)
+        mark_company(session, environment_id, company, now)
     if action in WEBHOOK_EVENT_TYPES:
         data: dict[str, Any] = {
             resource_type: resource_key,
@@ -189,6 +199,14 @@ class ChangeLog:
             now=self._now,
             event_data=event_data,
         )
+
+
+def mark_company(session: Session, environment_id: str, company_key: str, now: datetime) -> None:
+    """Note (in the caller's transaction) that the company's entitlements may have changed;
+    `EVERY_COMPANY` for all of the environment's. The `entitlements` job takes it from there."""
+    session.add(
+        EntitlementMarkRow(environment_id=environment_id, company_key=company_key, created_at=now)
+    )
 
 
 def _without_times(value: Any) -> Any:

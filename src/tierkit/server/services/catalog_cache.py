@@ -21,6 +21,7 @@ from collections.abc import Callable, Hashable
 from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import CreditType
 from tierkit.engine.codec import rule_from_json
@@ -96,25 +97,28 @@ class CatalogCache:
 
     def _build(self, environment_id: str) -> Catalog:
         with self._db.read() as session:
-            features = session.scalars(
-                select(FeatureRow).where(FeatureRow.environment_id == environment_id)
-            ).all()
-            plans = session.scalars(
-                select(PlanRow).where(PlanRow.environment_id == environment_id)
-            ).all()
-            credits = session.scalars(
-                select(CreditTypeRow).where(CreditTypeRow.environment_id == environment_id)
-            ).all()
-            return Catalog(
-                features={row.key: to_feature(row) for row in features},
-                plans={row.key: to_plan(row) for row in plans},
-                rules={
-                    row.key: tuple(rule_from_json(rule) for rule in row.rules)
-                    for row in features
-                    if row.rules
-                },
-                credits={row.key: CreditType(row.key, row.name, row.unit) for row in credits},
-            )
+            return read_catalog(session, environment_id)
+
+
+def read_catalog(session: Session, environment_id: str) -> Catalog:
+    """The environment's catalog as `session` sees it (no cache)."""
+    features = session.scalars(
+        select(FeatureRow).where(FeatureRow.environment_id == environment_id)
+    ).all()
+    plans = session.scalars(select(PlanRow).where(PlanRow.environment_id == environment_id)).all()
+    credits = session.scalars(
+        select(CreditTypeRow).where(CreditTypeRow.environment_id == environment_id)
+    ).all()
+    return Catalog(
+        features={row.key: to_feature(row) for row in features},
+        plans={row.key: to_plan(row) for row in plans},
+        rules={
+            row.key: tuple(rule_from_json(rule) for rule in row.rules)
+            for row in features
+            if row.rules
+        },
+        credits={row.key: CreditType(row.key, row.name, row.unit) for row in credits},
+    )
 
 
 class _ChangesCatalog(Protocol):

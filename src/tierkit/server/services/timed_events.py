@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from tierkit.server.db.tables import CompanyRow, CreditGrantRow, OverrideRow, SubscriptionRow
 from tierkit.server.db.upserts import lock_companies
-from tierkit.server.services.audit import add_event, jsonable
+from tierkit.server.services.audit import add_event, jsonable, mark_company
 from tierkit.server.services.credits import settle_expiries_in
+from tierkit.server.services.entitlement_changes import announce_entitlement_changes
 from tierkit.server.services.jobs import Job
 from tierkit.server.services.overrides import OverrideRecord
 from tierkit.server.services.rows import to_override
@@ -37,6 +38,22 @@ def announce_expired_overrides(session: Session, since: datetime, until: datetim
         record = OverrideRecord(to_override(row), company, row.created_at, row.updated_at)
         data = {"override": row.feature.key, "company": company, "object": jsonable(record)}
         add_event(session, row.environment_id, "override.expired", data, until)
+        mark_company(session, row.environment_id, company, until)
+
+
+def mark_subscription_boundaries(session: Session, since: datetime, until: datetime) -> None:
+    """Mark the companies whose subscriptions started or ended in `(since, until]` (set up
+    ahead of time): their entitlements moved with no request."""
+    moments = (SubscriptionRow.started_at, SubscriptionRow.ends_at)
+    for moment in moments:
+        rows = session.execute(
+            select(SubscriptionRow.environment_id, CompanyRow.key)
+            .join(CompanyRow, CompanyRow.id == SubscriptionRow.company_id)
+            .where(moment > since, moment <= until)
+            .distinct()
+        ).all()
+        for environment_id, company in rows:
+            mark_company(session, environment_id, company, until)
 
 
 def announce_trials_ending(session: Session, since: datetime, until: datetime) -> None:
@@ -91,9 +108,12 @@ def settle_grant_expiries(session: Session, since: datetime, until: datetime) ->
 
 
 def time_driven_jobs(every: timedelta) -> list[Job]:
-    """The jobs the server runs, each at most once per `every` across processes."""
+    """The jobs the server runs, each at most once per `every` across processes (in this
+    order: what the first two mark, the last announces in the same tick)."""
     return [
         Job("override_expiry", every, announce_expired_overrides),
+        Job("subscription_boundaries", every, mark_subscription_boundaries),
         Job("trial_ending", every, announce_trials_ending),
         Job("grant_expiry", every, settle_grant_expiries),
+        Job("entitlements", every, announce_entitlement_changes),
     ]

@@ -62,6 +62,44 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "entitlement_marks",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("environment_id", sa.String(length=40), nullable=False),
+        sa.Column("company_key", sa.String(length=255), nullable=False),
+        sa.Column("created_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entitlement_marks")),
+    )
+    op.create_table(
+        "entitlement_snapshots",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("environment_id", sa.String(length=40), nullable=False),
+        sa.Column("company_key", sa.String(length=255), nullable=False),
+        sa.Column(
+            "entitlements",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=False,
+        ),
+        sa.Column("updated_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entitlement_snapshots")),
+        sa.UniqueConstraint(
+            "environment_id",
+            "company_key",
+            name=op.f("uq_entitlement_snapshots_environment_id_company_key"),
+        ),
+    )
+    op.create_table(
         "job_leases",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=100), nullable=False),
@@ -219,6 +257,8 @@ def downgrade() -> None:
 
     op.drop_table("webhook_events")
     op.drop_table("job_leases")
+    op.drop_table("entitlement_snapshots")
+    op.drop_table("entitlement_marks")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_log_resource")
         batch_op.drop_index("ix_audit_log_environment_seq")
