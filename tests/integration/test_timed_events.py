@@ -253,3 +253,79 @@ def test_entitlements_changed__a_change_that_changes_nothing__no_event(
     run_all(services, clock)
 
     assert changes_of(announced()) == []
+
+
+# usage.threshold_reached
+
+
+def track(api: httpx.Client, count: int, company: str = "acme") -> None:
+    events = [{"event": "api_call", "company": company} for _ in range(count)]
+    assert api.post("/v1/events", json={"events": events}).status_code == 202
+
+
+def levels_of(payloads: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    return [
+        (p["data"]["company"], p["data"]["feature"], p["data"]["percent"])
+        for p in timed(payloads, "usage.threshold_reached")
+    ]
+
+
+@pytest.fixture
+def small_plan(api: httpx.Client) -> None:
+    """`api_calls` (count of `api_call`) limited to 10 a month on plan `small`; acme on it."""
+    create_customer_catalog(api)
+    body = {
+        "key": "small",
+        "name": "Small",
+        "entitlements": [{"feature": "api_calls", "value": 10}],
+    }
+    assert api.post("/v1/plans", json=body).status_code == 201
+    assert api.put("/v1/companies/acme", json={"plan": "small"}).status_code == 201
+
+
+def test_usage_thresholds__80_then_100_percent__each_announced_once(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any, small_plan: None
+) -> None:
+    # Given the job running since before any usage
+    run(services, "usage_thresholds", clock)
+
+    # When acme uses 8 of 10, then 1 more, then 2 more, with the job running between
+    track(api, 8)
+    run(services, "usage_thresholds", clock)
+    track(api, 1)
+    run(services, "usage_thresholds", clock)
+    track(api, 2)
+    run(services, "usage_thresholds", clock)
+    run(services, "usage_thresholds", clock)
+
+    # Then 80% and 100% were announced once each, with the usage and limit
+    events = timed(announced(), "usage.threshold_reached")
+    assert levels_of(events) == [("acme", "api_calls", 80), ("acme", "api_calls", 100)]
+    assert (events[1]["data"]["used"], events[1]["data"]["limit"]) == (11, 10)
+
+
+def test_usage_thresholds__next_period__announced_again(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any, small_plan: None
+) -> None:
+    run(services, "usage_thresholds", clock)
+    track(api, 8)
+    run(services, "usage_thresholds", clock)
+
+    # A month and more later, 8 more calls
+    clock.advance(days=32)
+    track(api, 8)
+    run(services, "usage_thresholds", clock)
+
+    events = timed(announced(), "usage.threshold_reached")
+    assert levels_of(events) == [("acme", "api_calls", 80), ("acme", "api_calls", 80)]
+    assert events[0]["data"]["period_start"] != events[1]["data"]["period_start"]
+
+
+def test_usage_thresholds__under_80_percent__nothing(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any, small_plan: None
+) -> None:
+    run(services, "usage_thresholds", clock)
+    track(api, 7)
+    run(services, "usage_thresholds", clock)
+
+    assert levels_of(announced()) == []

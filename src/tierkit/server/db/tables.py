@@ -539,6 +539,8 @@ class JobLeaseRow(Base):
     expires_at: Mapped[datetime]
     """Not run again before this (by any process)."""
     watermark: Mapped[datetime | None]
+    position: Mapped[int | None] = mapped_column(BigInteger)
+    """For jobs that follow a table by sequence number: the last one handled."""
 
 
 class EntitlementMarkRow(Base):
@@ -566,3 +568,28 @@ class EntitlementSnapshotRow(Base):
     company_key: Mapped[str] = mapped_column(String(255))
     entitlements: Mapped[Any] = mapped_column(json_column_type())
     updated_at: Mapped[datetime]
+
+
+class UsageThresholdRow(Base):
+    """A `usage.threshold_reached` announced: once per company, feature, period and level."""
+
+    __tablename__ = "usage_thresholds"
+    __table_args__ = (
+        UniqueConstraint(
+            "environment_id",
+            "company_key",
+            "feature",
+            "period_start",
+            "percent",
+            name="uq_usage_thresholds_once",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(String(40))
+    company_key: Mapped[str] = mapped_column(String(255))
+    feature: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[datetime]
+    """The period's start (the epoch for usage that never resets)."""
+    percent: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]

@@ -61,6 +61,19 @@ def _outdated(loaded: LoadedCompany, now: datetime) -> bool:
     return loaded.refresh_at is not None and now >= loaded.refresh_at
 
 
+def refreshed_in(
+    session: Session, company: CompanyRow, catalog: Catalog, now: datetime
+) -> LoadedCompany:
+    """The company's state with its counters and credits brought up to `now`. The caller
+    holds the company's lock."""
+    refresh_credits_in(session, company, catalog, now)
+    loaded = load_company(session, company.environment_id, company.key, catalog, now)
+    if loaded.missing:
+        ensure_counters(session, company.id, loaded.missing, now)
+        loaded = load_company(session, company.environment_id, company.key, catalog, now)
+    return loaded
+
+
 class CheckService:
     def __init__(
         self,
@@ -103,20 +116,7 @@ class CheckService:
         with self._db.write() as session:
             company = find_company_row(session, environment_id, key)
             lock_companies(session, [company.id])
-            return self._refreshed_in(session, company, catalog, now)
-
-    @staticmethod
-    def _refreshed_in(
-        session: Session, company: CompanyRow, catalog: Catalog, now: datetime
-    ) -> LoadedCompany:
-        """The company's state with its counters and credits brought up to `now`. The caller
-        holds the company's lock."""
-        refresh_credits_in(session, company, catalog, now)
-        loaded = load_company(session, company.environment_id, company.key, catalog, now)
-        if loaded.missing:
-            ensure_counters(session, company.id, loaded.missing, now)
-            loaded = load_company(session, company.environment_id, company.key, catalog, now)
-        return loaded
+            return refreshed_in(session, company, catalog, now)
 
     def _company(self, environment_id: str, key: str, *, fresh: bool = False) -> CompanyState:
         if fresh:
@@ -209,7 +209,7 @@ class CheckService:
                         return earlier
                 # Locked by ensure_companies.
                 company = session.get_one(CompanyRow, company_id)
-                loaded = self._refreshed_in(session, company, catalog, now)
+                loaded = refreshed_in(session, company, catalog, now)
                 decision = evaluate(
                     catalog,
                     loaded.state,

@@ -25,6 +25,7 @@ from tierkit.engine.evaluate import Catalog, Decision, evaluate_all
 from tierkit.server.db.tables import CompanyRow, EntitlementMarkRow, EntitlementSnapshotRow
 from tierkit.server.services.audit import EVERY_COMPANY, add_event, jsonable
 from tierkit.server.services.catalog_cache import read_catalog
+from tierkit.server.services.jobs import JobRun
 from tierkit.server.services.states import load_company
 
 _BATCH = 500
@@ -46,10 +47,11 @@ def summarize(decisions: Sequence[Decision]) -> dict[str, Any]:
     return summary
 
 
-def announce_entitlement_changes(session: Session, since: datetime, until: datetime) -> None:
+def announce_entitlement_changes(run: JobRun) -> None:
     """The `entitlements` job's work: handle up to a batch of marks, each company against its
     environment's catalog as this transaction reads it (never a cached one: a change made in
     another process must not be compared against the catalog from before it)."""
+    session, until = run.session, run.until
     _expand_environment_marks(session, until)
     mark = EntitlementMarkRow
     marks = session.execute(

@@ -19,8 +19,21 @@ from tierkit.server.db.tables import JobLeaseRow
 from tierkit.server.db.upserts import insert_ignoring_conflicts
 from tierkit.server.services.clock import Clock
 
-JobWork = Callable[[Session, datetime, datetime], None]
-"""`work(session, since, until)`: do what fell due in `(since, until]`, in `session`."""
+
+@dataclass(slots=True)
+class JobRun:
+    """One run of a job: its transaction, and the part of time or of a table it covers."""
+
+    session: Session
+    since: datetime
+    until: datetime
+    """Do what fell due in `(since, until]`."""
+    position: int | None = None
+    """For a job that follows a table by sequence number: the last one handled (None on a
+    first run). Set it to where the run got to."""
+
+
+JobWork = Callable[[JobRun], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,8 @@ class JobService:
             if row is None or row.expires_at > now:
                 return False  # running elsewhere, or not due
             since = row.watermark or now
-            job.work(session, since, now)  # an empty range on a first run: marks still count
+            run = JobRun(session, since, now, row.position)
+            job.work(run)  # an empty range on a first run: marks still count
             row.holder, row.expires_at, row.watermark = holder, now + job.every, max(now, since)
+            row.position = run.position
             return True

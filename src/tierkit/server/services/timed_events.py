@@ -3,20 +3,20 @@ a job's work (`services.jobs`): what fell due in `(since, until]`, announced onc
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from tierkit.server.db.tables import CompanyRow, CreditGrantRow, OverrideRow, SubscriptionRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.audit import add_event, jsonable, mark_company
 from tierkit.server.services.credits import settle_expiries_in
 from tierkit.server.services.entitlement_changes import announce_entitlement_changes
-from tierkit.server.services.jobs import Job
+from tierkit.server.services.jobs import Job, JobRun
 from tierkit.server.services.overrides import OverrideRecord
 from tierkit.server.services.rows import to_override
 from tierkit.server.services.subscriptions import SubscriptionRecord, to_subscription
+from tierkit.server.services.usage_alerts import announce_usage_thresholds
 
 _EXPIRY_BATCH = 500
 """Companies whose expired grants one run settles (the next run takes the rest)."""
@@ -26,8 +26,9 @@ TRIAL_ENDING_NOTICE = timedelta(days=3)
 once for a trial shorter than that."""
 
 
-def announce_expired_overrides(session: Session, since: datetime, until: datetime) -> None:
+def announce_expired_overrides(run: JobRun) -> None:
     """`override.expired` for each override whose `expires_at` is in `(since, until]`."""
+    session, since, until = run.session, run.since, run.until
     rows = session.execute(
         select(OverrideRow, CompanyRow.key)
         .join(CompanyRow, CompanyRow.id == OverrideRow.company_id)
@@ -41,9 +42,10 @@ def announce_expired_overrides(session: Session, since: datetime, until: datetim
         mark_company(session, row.environment_id, company, until)
 
 
-def mark_subscription_boundaries(session: Session, since: datetime, until: datetime) -> None:
+def mark_subscription_boundaries(run: JobRun) -> None:
     """Mark the companies whose subscriptions started or ended in `(since, until]` (set up
     ahead of time): their entitlements moved with no request."""
+    session, since, until = run.session, run.since, run.until
     moments = (SubscriptionRow.started_at, SubscriptionRow.ends_at)
     for moment in moments:
         rows = session.execute(
@@ -56,10 +58,11 @@ def mark_subscription_boundaries(session: Session, since: datetime, until: datet
             mark_company(session, environment_id, company, until)
 
 
-def announce_trials_ending(session: Session, since: datetime, until: datetime) -> None:
+def announce_trials_ending(run: JobRun) -> None:
     """`subscription.trial_ending` for each trial whose notice falls in `(since, until]`: the
     notice is `TRIAL_ENDING_NOTICE` before the trial ends, or the subscription's creation for
     a trial shorter than that."""
+    session, since, until = run.session, run.since, run.until
     rows = session.execute(
         select(SubscriptionRow, CompanyRow.key)
         .join(CompanyRow, CompanyRow.id == SubscriptionRow.company_id)
@@ -88,9 +91,10 @@ def announce_trials_ending(session: Session, since: datetime, until: datetime) -
         add_event(session, row.environment_id, "subscription.trial_ending", data, until)
 
 
-def settle_grant_expiries(session: Session, since: datetime, until: datetime) -> None:
+def settle_grant_expiries(run: JobRun) -> None:
     """Write the ledger's expiry rows of grants that expired by `until` (reads do it too;
     this keeps the ledger current for companies nobody reads)."""
+    session, until = run.session, run.until
     companies = session.scalars(
         select(CreditGrantRow.company_id)
         .where(
@@ -116,4 +120,5 @@ def time_driven_jobs(every: timedelta) -> list[Job]:
         Job("trial_ending", every, announce_trials_ending),
         Job("grant_expiry", every, settle_grant_expiries),
         Job("entitlements", every, announce_entitlement_changes),
+        Job("usage_thresholds", every, announce_usage_thresholds),
     ]

@@ -100,11 +100,36 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "usage_thresholds",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("environment_id", sa.String(length=40), nullable=False),
+        sa.Column("company_key", sa.String(length=255), nullable=False),
+        sa.Column("feature", sa.String(length=64), nullable=False),
+        sa.Column("period_start", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.Column("percent", sa.Integer(), nullable=False),
+        sa.Column("created_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_thresholds")),
+        sa.UniqueConstraint(
+            "environment_id",
+            "company_key",
+            "feature",
+            "period_start",
+            "percent",
+            name="uq_usage_thresholds_once",
+        ),
+    )
+    op.create_table(
         "job_leases",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=100), nullable=False),
         sa.Column("expires_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
         sa.Column("watermark", tierkit.server.db.types.UTCDateTime(), nullable=True),
+        sa.Column("position", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
     )
     op.create_table(
@@ -257,6 +282,7 @@ def downgrade() -> None:
 
     op.drop_table("webhook_events")
     op.drop_table("job_leases")
+    op.drop_table("usage_thresholds")
     op.drop_table("entitlement_snapshots")
     op.drop_table("entitlement_marks")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
