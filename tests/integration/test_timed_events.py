@@ -329,3 +329,50 @@ def test_usage_thresholds__under_80_percent__nothing(
     run(services, "usage_thresholds", clock)
 
     assert levels_of(announced()) == []
+
+
+# credits.low and credits.depleted
+
+
+def test_credit_alerts__balance_falls_low_then_to_nothing_then_refilled__each_fall_announced(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any
+) -> None:
+    # Given acme with 10 `ai` credits, and image_gen costing 3 a use
+    assert api.post("/v1/credits", json={"key": "ai", "name": "AI"}).status_code == 201
+    feature = {"key": "image_gen", "name": "Images", "type": "boolean"}
+    assert api.post("/v1/features", json=feature).status_code == 201
+    use = {"feature": "image_gen", "value": True, "credit": "ai", "credit_cost": 3}
+    plan = {"key": "ai_plan", "name": "AI", "entitlements": [use]}
+    assert api.post("/v1/plans", json=plan).status_code == 201
+    assert api.put("/v1/companies/acme", json={"plan": "ai_plan"}).status_code == 201
+    grant = {"credit": "ai", "amount": 10}
+    assert api.post("/v1/companies/acme/credit-grants", json=grant).status_code == 201
+    run(services, "credit_alerts", clock)
+
+    def consume() -> None:
+        body = {"company": "acme", "feature": "image_gen", "consume": True}
+        assert api.post("/v1/check", json=body).json()["allowed"] is True
+
+    # When it uses 3 credits twice (4 left: not low), then once more (1 left: low)
+    consume()
+    consume()
+    run(services, "credit_alerts", clock)
+    first = [p["type"] for p in announced() if p["type"].startswith("credits.")]
+    consume()
+    run(services, "credit_alerts", clock)
+
+    # Then void the rest (0: depleted); a new grant re-arms, and a new fall is announced
+    grants = api.get("/v1/companies/acme/credit-grants").json()["data"]
+    void = api.post(f"/v1/companies/acme/credit-grants/{grants[0]['id']}/void")
+    assert void.status_code == 200, void.text
+    run(services, "credit_alerts", clock)
+    assert api.post("/v1/companies/acme/credit-grants", json=grant).status_code == 201
+    run(services, "credit_alerts", clock)
+    consume()
+    consume()
+    consume()
+    run(services, "credit_alerts", clock)
+
+    kinds = [p["type"] for p in announced() if p["type"].startswith("credits.")]
+    assert first == []
+    assert kinds == ["credits.low", "credits.depleted", "credits.low"]

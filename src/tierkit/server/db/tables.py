@@ -593,3 +593,23 @@ class UsageThresholdRow(Base):
     """The period's start (the epoch for usage that never resets)."""
     percent: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+
+
+class CreditAlertRow(Base):
+    """A `credits.low` or `credits.depleted` announced and still true: removed when the
+    balance recovers, so the next fall is announced again."""
+
+    __tablename__ = "credit_alerts"
+    __table_args__ = (
+        UniqueConstraint(
+            "environment_id", "company_key", "credit", "level", name="uq_credit_alerts_once"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(String(40))
+    company_key: Mapped[str] = mapped_column(String(255))
+    credit: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    """`low` or `depleted`."""
+    created_at: Mapped[datetime]

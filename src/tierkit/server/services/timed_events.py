@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tierkit.server.db.tables import CompanyRow, CreditGrantRow, OverrideRow, SubscriptionRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.audit import add_event, jsonable, mark_company
+from tierkit.server.services.credit_alerts import announce_credit_alerts
 from tierkit.server.services.credits import settle_expiries_in
 from tierkit.server.services.entitlement_changes import announce_entitlement_changes
 from tierkit.server.services.jobs import Job, JobRun
@@ -121,4 +122,5 @@ def time_driven_jobs(every: timedelta) -> list[Job]:
         Job("grant_expiry", every, settle_grant_expiries),
         Job("entitlements", every, announce_entitlement_changes),
         Job("usage_thresholds", every, announce_usage_thresholds),
+        Job("credit_alerts", every, announce_credit_alerts),
     ]

@@ -124,6 +124,24 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "credit_alerts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("environment_id", sa.String(length=40), nullable=False),
+        sa.Column("company_key", sa.String(length=255), nullable=False),
+        sa.Column("credit", sa.String(length=64), nullable=False),
+        sa.Column("level", sa.String(length=16), nullable=False),
+        sa.Column("created_at", tierkit.server.db.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_alerts")),
+        sa.UniqueConstraint(
+            "environment_id", "company_key", "credit", "level", name="uq_credit_alerts_once"
+        ),
+    )
+    op.create_table(
         "job_leases",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=100), nullable=False),
@@ -282,6 +300,7 @@ def downgrade() -> None:
 
     op.drop_table("webhook_events")
     op.drop_table("job_leases")
+    op.drop_table("credit_alerts")
     op.drop_table("usage_thresholds")
     op.drop_table("entitlement_snapshots")
     op.drop_table("entitlement_marks")
