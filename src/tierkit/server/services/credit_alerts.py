@@ -1,7 +1,7 @@
 """`credits.low` and `credits.depleted`: a company's balance of a credit type fell under
-`LOW_FRACTION` of what its unexpired grants gave (voided ones included), or to nothing. Each is announced once per
-fall: the alert is kept while it holds and removed when the balance recovers (a new grant),
-so the next fall is announced again.
+`LOW_FRACTION` of what its unexpired grants gave (voided ones included), or to nothing.
+Each is announced once per fall: the alert is kept while it holds and removed when the
+balance recovers (a new grant), so the next fall is announced again.
 
 A job follows the credit ledger by sequence number and looks again at each company and credit
 type with new rows (debits, grants, expiries, voids).
