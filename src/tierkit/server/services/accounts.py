@@ -23,7 +23,11 @@ from tierkit.server.services.companies import upsert_company_in
 from tierkit.server.services.customers import ensure_subscribed_in
 from tierkit.server.services.errors import InvalidRequest
 from tierkit.server.services.features import find_feature_row
-from tierkit.server.services.overrides import company_override_rows, put_override_in
+from tierkit.server.services.overrides import (
+    company_override_rows,
+    delete_override_in,
+    put_override_in,
+)
 from tierkit.server.services.plans import find_plan_row
 from tierkit.server.services.rows import to_feature, to_override
 from tierkit.server.services.subscriptions import (
@@ -122,7 +126,7 @@ def _set_plans(
         ensure_subscribed_in(session, company, plan, now, param=param)
     for row in company_subscription_rows(session, company.id):
         if row.plan_id not in keep and (row.ends_at is None or row.ends_at > now):
-            end_subscription_in(row, now, now)
+            end_subscription_in(session, company, row, now, now)
 
 
 def _set_overrides(
@@ -141,7 +145,7 @@ def _set_overrides(
         keep.add(feature.key)
     for row in company_override_rows(session, company.id):
         if row.feature.key not in keep:
-            session.delete(row)
+            delete_override_in(session, company, row, now)
 
 
 class AccountService:

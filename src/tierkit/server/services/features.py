@@ -24,7 +24,7 @@ from tierkit.engine.rules import Rule
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EntitlementRow, FeatureRow, OverrideRow, PlanRow
-from tierkit.server.services.audit import ChangeLog
+from tierkit.server.services.audit import ChangeLog, jsonable
 from tierkit.server.services.catalog_cache import changes_catalog
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import (
@@ -188,11 +188,12 @@ class FeatureService:
                 session.scalars(select(PlanRow.key).where(PlanRow.environment_id == environment_id))
             )
             raise_problems(check_rules(features[key], rules, features, plans), "The rules have")
-            before = {"key": key, "rules": list(row.rules or ())}
+            before = {**jsonable(_to_record(row)), "rules": list(row.rules or ())}
             row.rules = [rule_to_json(rule) for rule in rules] or None
             row.updated_at = self._clock()
+            after = {**jsonable(_to_record(row)), "rules": row.rules or []}
             ChangeLog(session, environment_id, row.updated_at).record(
-                "feature.updated", ("feature", key), before, {"key": key, "rules": row.rules or []}
+                "feature.updated", ("feature", key), before, after
             )
             return list(rules)
 

@@ -91,6 +91,17 @@ def put_override_in(
     return row
 
 
+def delete_override_in(
+    session: Session, company: CompanyRow, row: OverrideRow, now: datetime
+) -> None:
+    """Remove an override in `session`, recorded as `override.deleted`."""
+    before = _to_record(row, company.key)
+    session.delete(row)
+    ChangeLog(session, company.environment_id, now).record(
+        "override.deleted", ("override", row.feature.key), before, None, {"company": company.key}
+    )
+
+
 def _to_record(row: OverrideRow, company_key: str) -> OverrideRecord:
     return OverrideRecord(to_override(row), company_key, row.created_at, row.updated_at)
 
@@ -136,15 +147,7 @@ class OverrideService:
             company = find_company_row(session, environment_id, company_key)
             for row in company_override_rows(session, company.id):
                 if row.feature.key == feature_key:
-                    before = _to_record(row, company.key)
-                    session.delete(row)
-                    ChangeLog(session, environment_id, self._clock()).record(
-                        "override.deleted",
-                        ("override", feature_key),
-                        before,
-                        None,
-                        {"company": company_key},
-                    )
+                    delete_override_in(session, company, row, self._clock())
                     return
             raise NotFound(
                 f"Company {company_key!r} has no override for {feature_key!r}.",

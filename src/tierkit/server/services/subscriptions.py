@@ -245,11 +245,16 @@ def _check_no_overlap(existing: list[SubscriptionRow], changed: Subscription) ->
             )
 
 
-def end_subscription_in(row: SubscriptionRow, at: datetime, now: datetime) -> None:
-    """End a subscription at `at` (one that has not started yet never starts)."""
+def end_subscription_in(
+    session: Session, company: CompanyRow, row: SubscriptionRow, at: datetime, now: datetime
+) -> None:
+    """End a subscription at `at` (one that has not started yet never starts), recorded as
+    `subscription.canceled`."""
+    before = _to_record(row, company.key)
     row.ends_at = max(at, row.started_at)
     row.canceled_at = now
     row.updated_at = now
+    _log(session, company, now, "subscription.canceled", before=before, row=row)
 
 
 def _period_end(subscription: Subscription, now: datetime) -> datetime:
@@ -350,9 +355,7 @@ class SubscriptionService:
             if current.status(now) is SubscriptionStatus.ENDED:
                 raise _ended(row.id)
             end = now if at is CancelAt.NOW else _period_end(current, now)
-            before = _to_record(row, company.key)
-            end_subscription_in(row, end, now)
-            _log(session, company, now, "subscription.canceled", before=before, row=row)
+            end_subscription_in(session, company, row, end, now)
             return _to_record(row, company.key)
 
 

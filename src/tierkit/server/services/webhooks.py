@@ -33,7 +33,7 @@ from tierkit.server.db.tables import (
 )
 from tierkit.server.services.audit import WEBHOOK_EVENT_TYPES, add_event, record_change
 from tierkit.server.services.clock import Clock
-from tierkit.server.services.errors import ErrorDetail, InvalidRequest, NotFound
+from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
 
 DISABLE_AFTER = timedelta(days=3)
@@ -341,6 +341,12 @@ class WebhookService:
             if found is None:
                 raise NotFound(f"No delivery {delivery_id!r}.", code="delivery_not_found")
             delivery, event = found
+            if delivery.leased_until is not None and delivery.leased_until > now:
+                raise Conflict(
+                    f"Delivery {delivery_id!r} is being sent right now; retry it once this "
+                    "attempt is recorded.",
+                    code="delivery_in_flight",
+                )
             delivery.status, delivery.next_attempt_at = "pending", now
             delivery.leased_until, delivery.updated_at = None, now
             return _delivery(
@@ -372,8 +378,10 @@ class WebhookService:
             ).all()
             for event in events:
                 for endpoint in endpoints:
-                    if endpoint.environment_id == event.environment_id and (
-                        not endpoint.event_types or event.type in endpoint.event_types
+                    if (
+                        endpoint.environment_id == event.environment_id
+                        and endpoint.created_at <= event.created_at  # none from before it
+                        and (not endpoint.event_types or event.type in endpoint.event_types)
                     ):
                         session.add(_new_delivery(endpoint.id, event.seq, now))
                 event.fanned_out = True
@@ -427,6 +435,11 @@ class WebhookService:
         An endpoint failing for `DISABLE_AFTER` is disabled."""
         now = self._clock()
         with self._db.write() as session:
+            delivery = session.scalars(
+                select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == due.id).with_for_update()
+            ).first()
+            if delivery is None:
+                return  # its endpoint was deleted while it was being sent
             session.add(
                 WebhookAttemptRow(
                     delivery_id=due.id,

@@ -78,7 +78,10 @@ class WebhookDispatcher:
             if not due:
                 break
             for delivery in due:
-                self._send(delivery)
+                try:
+                    self._send(delivery)
+                except Exception:  # one delivery's trouble must not hold up the batch
+                    logger.exception("recording webhook delivery %s failed", delivery.id)
             attempted += len(due)
         return attempted
 
