@@ -83,10 +83,10 @@ def put_override_in(
     session.flush()
     ChangeLog(session, company.environment_id, now).record(
         "override.created" if before is None else "override.updated",
-        ("override", override.feature),
+        ("override", f"{company.key}/{override.feature}"),
         before,
         _to_record(row, company.key),
-        {"company": company.key},
+        {"company": company.key, "override": override.feature},
     )
     return row
 
@@ -97,8 +97,13 @@ def delete_override_in(
     """Remove an override in `session`, recorded as `override.deleted`."""
     before = _to_record(row, company.key)
     session.delete(row)
+    feature = row.feature.key
     ChangeLog(session, company.environment_id, now).record(
-        "override.deleted", ("override", row.feature.key), before, None, {"company": company.key}
+        "override.deleted",
+        ("override", f"{company.key}/{feature}"),
+        before,
+        None,
+        {"company": company.key, "override": feature},
     )
 
 

@@ -120,8 +120,12 @@ def _endpoint(row: WebhookEndpointRow, secret: str | None = None) -> Endpoint:
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        absolute = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
+        absolute = False
+    if not absolute:
         raise InvalidRequest(
             "The URL must be absolute, with scheme http or https and a host.",
             code="invalid_url",
@@ -281,6 +285,7 @@ class WebhookService:
         now = self._clock()
         with self._db.write() as session:
             endpoint = _find(session, environment_id, endpoint_id)
+            _check_enabled(endpoint)
             event_id = add_event(
                 session, environment_id, "webhook.test", {"endpoint": endpoint.id}, now
             )
@@ -329,7 +334,7 @@ class WebhookService:
         """Send a delivery again now (whatever its status); its attempts are kept."""
         now = self._clock()
         with self._db.write() as session:
-            _find(session, environment_id, endpoint_id)
+            _check_enabled(_find(session, environment_id, endpoint_id))
             found = session.execute(
                 select(WebhookDeliveryRow, OutboxEventRow)
                 .join(OutboxEventRow, OutboxEventRow.seq == WebhookDeliveryRow.event_seq)
@@ -490,6 +495,15 @@ def _find(
     if row is None:
         raise endpoint_not_found(endpoint_id)
     return row
+
+
+def _check_enabled(endpoint: WebhookEndpointRow) -> None:
+    if not endpoint.enabled:
+        raise Conflict(
+            f"Webhook endpoint {endpoint.id!r} is disabled: nothing is sent to it. Enable it "
+            "first (PATCH with `enabled: true`).",
+            code="endpoint_disabled",
+        )
 
 
 def _new_delivery(endpoint_id: str, event_seq: int, now: datetime) -> WebhookDeliveryRow:

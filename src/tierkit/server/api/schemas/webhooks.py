@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tierkit.server.api.schemas.common import InputModel, OutputModel
+from tierkit.server.api.schemas.common import Flag, InputModel, OutputModel
 from tierkit.server.services.audit import WEBHOOK_EVENT_TYPES, AuditEntry, WebhookEventType
 from tierkit.server.services.webhooks import Delivery, Endpoint
 
@@ -26,7 +26,7 @@ class EndpointCreate(InputModel):
         description="The event types to receive; empty or omitted: all of them.",
     )
     description: str = Field(default="", max_length=500)
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class EndpointUpdate(InputModel):
@@ -37,7 +37,7 @@ class EndpointUpdate(InputModel):
         default=None, max_length=len(WEBHOOK_EVENT_TYPES)
     )
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: Flag | None = None
 
 
 class EndpointOut(OutputModel):
