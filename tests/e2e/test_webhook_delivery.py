@@ -105,7 +105,10 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 return None
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = type(
+            "Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 128}
+        )
+        self._server = server_class(("127.0.0.1", 0), Handler)  # a backlog as a real server has
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import ServerProcess, run_tierkit
+from tests.support.receiver import Receiver, receiver  # noqa: F401 - the fixture
 
 StartServer = Callable[..., ServerProcess]
-
-
-class Receiver:
-    """A loopback HTTP server answering `status` to every POST, recording bodies."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.bodies: list[bytes] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.bodies.append(self.rfile.read(int(self.headers["content-length"])))
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"received")
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/hooks"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def endpoint_and_key(server: ServerProcess, url: str) -> tuple[str, str]:
@@ -63,12 +27,15 @@ def endpoint_and_key(server: ServerProcess, url: str) -> tuple[str, str]:
 
 
 def test_webhooks_test__receiver_answers_200__reports_it_and_exits_0(
-    empty_database_url: str, start_server: StartServer, receiver: Receiver
+    empty_database_url: str,
+    start_server: StartServer,
+    receiver: Receiver,  # noqa: F811 - the fixture
 ) -> None:
     # Given a server with webhook delivery on and an endpoint at the receiver
     run_tierkit("migrate", database_url=empty_database_url)
     server = start_server("serve", database_url=empty_database_url)
     endpoint_id, key = endpoint_and_key(server, receiver.url)
+    receiver.status = 200
 
     # When the CLI sends it a test event
     result = run_tierkit(
@@ -82,7 +49,9 @@ def test_webhooks_test__receiver_answers_200__reports_it_and_exits_0(
 
 
 def test_webhooks_test__receiver_answers_500__reports_it_and_exits_1(
-    empty_database_url: str, start_server: StartServer, receiver: Receiver
+    empty_database_url: str,
+    start_server: StartServer,
+    receiver: Receiver,  # noqa: F811 - the fixture
 ) -> None:
     run_tierkit("migrate", database_url=empty_database_url)
     server = start_server("serve", database_url=empty_database_url)

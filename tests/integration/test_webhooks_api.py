@@ -104,7 +104,8 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+        self._server = server_class(("127.0.0.1", 0), Handler)  # a backlog as a real server has
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tierkit.server.db import Database
@@ -102,6 +102,17 @@ class DueDelivery:
     message_id: str
     body: bytes
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to."""
+
+    due: DueDelivery
+    attempt: Attempt
+    succeeded: bool
+    retry_after: timedelta | None
+    """When to try again; None: give up."""
 
 
 def _endpoint(row: WebhookEndpointRow, secret: str | None = None) -> Endpoint:
@@ -428,6 +439,15 @@ class WebhookService:
                 )
             return claimed
 
+    def record_attempts(self, outcomes: Sequence[Outcome]) -> None:
+        """Store the outcomes of a batch of attempts in one transaction: each delivery done,
+        retried after its `retry_after`, or (None) given up. An endpoint failing for
+        `DISABLE_AFTER` is disabled."""
+        now = self._clock()
+        with self._db.write() as session:
+            for outcome in outcomes:
+                _record_in(session, outcome, now)
+
     def record_attempt(
         self,
         due: DueDelivery,
@@ -436,52 +456,45 @@ class WebhookService:
         succeeded: bool,
         retry_after: timedelta | None,
     ) -> None:
-        """Store an attempt's outcome: done, retried after `retry_after`, or (None) given up.
-        An endpoint failing for `DISABLE_AFTER` is disabled."""
-        now = self._clock()
-        with self._db.write() as session:
-            delivery = session.scalars(
-                select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == due.id).with_for_update()
-            ).first()
-            if delivery is None:
-                return  # its endpoint was deleted while it was being sent
-            session.add(
-                WebhookAttemptRow(
-                    delivery_id=due.id,
-                    attempted_at=attempt.attempted_at,
-                    status_code=attempt.status_code,
-                    latency_ms=attempt.latency_ms,
-                    response_excerpt=attempt.response_excerpt[:_EXCERPT],
-                    error=attempt.error[:500] if attempt.error else None,
-                )
-            )
-            if succeeded:
-                status, next_at = "succeeded", None
-            elif retry_after is None:
-                status, next_at = "failed", None
-            else:
-                status, next_at = "pending", now + retry_after
-            session.execute(
-                update(WebhookDeliveryRow)
-                .where(WebhookDeliveryRow.id == due.id)
-                .values(
-                    status=status,
-                    attempts=WebhookDeliveryRow.attempts + 1,
-                    next_attempt_at=next_at,
-                    leased_until=None,
-                    updated_at=now,
-                )
-            )
-            endpoint = session.get(WebhookEndpointRow, due.endpoint_id)
-            if endpoint is None:
-                return
-            if succeeded:
-                endpoint.failing_since = None
-            elif endpoint.failing_since is None:
-                endpoint.failing_since = now
-            elif endpoint.enabled and now - endpoint.failing_since >= DISABLE_AFTER:
-                endpoint.enabled = False
-                endpoint.disabled_reason = "Every delivery failed for 3 days."
+        """`record_attempts` of one."""
+        self.record_attempts([Outcome(due, attempt, succeeded, retry_after)])
+
+
+def _record_in(session: Session, outcome: Outcome, now: datetime) -> None:
+    due, attempt = outcome.due, outcome.attempt
+    delivery = session.scalars(
+        select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == due.id).with_for_update()
+    ).first()
+    if delivery is None:
+        return  # its endpoint was deleted while it was being sent
+    session.add(
+        WebhookAttemptRow(
+            delivery_id=due.id,
+            attempted_at=attempt.attempted_at,
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            response_excerpt=attempt.response_excerpt[:_EXCERPT],
+            error=attempt.error[:500] if attempt.error else None,
+        )
+    )
+    if outcome.succeeded:
+        status, next_at = "succeeded", None
+    elif outcome.retry_after is None:
+        status, next_at = "failed", None
+    else:
+        status, next_at = "pending", now + outcome.retry_after
+    delivery.status, delivery.attempts = status, delivery.attempts + 1
+    delivery.next_attempt_at, delivery.leased_until, delivery.updated_at = next_at, None, now
+    endpoint = session.get(WebhookEndpointRow, due.endpoint_id)
+    if endpoint is None:
+        return
+    if outcome.succeeded:
+        endpoint.failing_since = None
+    elif endpoint.failing_since is None:
+        endpoint.failing_since = now
+    elif endpoint.enabled and now - endpoint.failing_since >= DISABLE_AFTER:
+        endpoint.enabled = False
+        endpoint.disabled_reason = "Every delivery failed for 3 days."
 
 
 def _find(

@@ -13,16 +13,19 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
 
 from tierkit import __version__
 from tierkit.server.services.clock import Clock
-from tierkit.server.services.webhooks import Attempt, DueDelivery, WebhookService, sign
+from tierkit.server.services.webhooks import Attempt, DueDelivery, Outcome, WebhookService, sign
 
 logger = logging.getLogger("tierkit.webhooks")
 
+_PARALLEL_SENDS = 8
+"""Endpoints sent to at the same time."""
 _LEASE_MARGIN = 30.0
 """Seconds a lease outlasts the send timeout."""
 
@@ -49,6 +52,7 @@ class WebhookDispatcher:
             headers={"User-Agent": f"tierkit-webhooks/{__version__}"},
             follow_redirects=False,
         )
+        self._senders = ThreadPoolExecutor(_PARALLEL_SENDS, thread_name_prefix="tierkit-webhook")
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tierkit-webhooks", daemon=True)
@@ -65,6 +69,7 @@ class WebhookDispatcher:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self._senders.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
     def run_once(self) -> int:
@@ -77,11 +82,13 @@ class WebhookDispatcher:
             due = self._webhooks.claim_due(lease)
             if not due:
                 break
+            # In order to each endpoint, endpoints side by side (a slow receiver holds up only
+            # itself), and the outcomes recorded in one transaction.
+            by_endpoint: dict[str, list[DueDelivery]] = {}
             for delivery in due:
-                try:
-                    self._send(delivery)
-                except Exception:  # one delivery's trouble must not hold up the batch
-                    logger.exception("recording webhook delivery %s failed", delivery.id)
+                by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
+            sent = self._senders.map(self._send_in_order, by_endpoint.values())
+            self._webhooks.record_attempts([outcome for batch in sent for outcome in batch])
             attempted += len(due)
         return attempted
 
@@ -94,7 +101,10 @@ class WebhookDispatcher:
             self._wake.wait(self._poll)
             self._wake.clear()
 
-    def _send(self, due: DueDelivery) -> None:
+    def _send_in_order(self, deliveries: list[DueDelivery]) -> list[Outcome]:
+        return [self._send(delivery) for delivery in deliveries]
+
+    def _send(self, due: DueDelivery) -> Outcome:
         timestamp = int(self._clock().timestamp())
         headers = {
             "content-type": "application/json",
@@ -124,9 +134,5 @@ class WebhookDispatcher:
                 status if status is not None else error,
                 f"retrying in {retry_after}" if retry_after else "giving up",
             )
-        self._webhooks.record_attempt(
-            due,
-            Attempt(attempted_at, status, latency, excerpt, error),
-            succeeded=succeeded,
-            retry_after=retry_after,
-        )
+        attempt = Attempt(attempted_at, status, latency, excerpt, error)
+        return Outcome(due, attempt, succeeded, retry_after)
