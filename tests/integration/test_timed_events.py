@@ -178,6 +178,35 @@ def test_grant_expiry__nobody_reads_the_company__the_ledger_gets_its_expiry_row(
     assert ("expiry", -10) in kinds
 
 
+def test_grant_expiry__a_plan_period_ends_unread__next_period_granted_at_the_job_run(
+    api: httpx.Client, services: Services, clock: SettableClock
+) -> None:
+    # Given acme on a plan granting 100 `ai` a month with up to 30 rolling over, read once
+    assert api.post("/v1/credits", json={"key": "ai", "name": "AI"}).status_code == 201
+    grants = [{"credit": "ai", "amount": 100, "period": "month", "rollover_max": 30}]
+    plan = {"key": "basic", "name": "Basic", "credit_grants": grants}
+    assert api.post("/v1/plans", json=plan).status_code == 201
+    assert api.put("/v1/companies/acme", json={"plan": "basic"}).status_code == 201
+    assert api.get("/v1/companies/acme/credits").json()["data"][0]["balance"] == 100
+    first_period_end = clock.now + timedelta(days=40)  # past the month, whichever it is
+    run(services, "grant_expiry", clock)
+
+    # When the period ends, the job runs, and nobody reads acme for a week
+    clock.now = first_period_end
+    job_ran_at = clock.now
+    run(services, "grant_expiry", clock)
+    clock.advance(days=7)
+
+    # Then the ledger has the expiry, the rollover and the new period's grant, written at the
+    # job's run rather than at this read
+    ledger = api.get("/v1/companies/acme/credits/ledger", params={"limit": 500})
+    assert ledger.status_code == 200, ledger.text
+    rows = [(row["kind"], row["amount"]) for row in ledger.json()["data"]]
+    assert rows == [("grant", 100), ("rollover", 30), ("expiry", -100), ("grant", 100)]
+    issued = [row for row in ledger.json()["data"] if row["kind"] == "grant"]
+    assert max(row["at"] for row in issued) == rfc3339(job_ran_at)
+
+
 # entitlements.changed
 
 

@@ -1,5 +1,6 @@
-"""Webhook events that time alone causes: an override expiring, a trial about to end. Each is
-a job's work (`services.jobs`): what fell due in `(since, until]`, announced once."""
+"""Work that time alone causes: an override expiring, a trial about to end, a credit grant
+expiring and a plan's next credit period. Each is a job's work (`services.jobs`): what fell due
+in `(since, until]`, done and announced once."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from tierkit.engine.evaluate import Catalog
 from tierkit.server.db.tables import CompanyRow, CreditGrantRow, OverrideRow, SubscriptionRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.audit import add_event, jsonable, mark_company
+from tierkit.server.services.catalog_cache import read_catalog
 from tierkit.server.services.credit_alerts import announce_credit_alerts
-from tierkit.server.services.credits import settle_expiries_in
+from tierkit.server.services.credits import refresh_credits_in
 from tierkit.server.services.entitlement_changes import announce_entitlement_changes
 from tierkit.server.services.jobs import Job, JobRun
 from tierkit.server.services.overrides import OverrideRecord
@@ -93,10 +96,11 @@ def announce_trials_ending(run: JobRun) -> None:
 
 
 def settle_grant_expiries(run: JobRun) -> None:
-    """Write the ledger's expiry rows of grants that expired by `until` (reads do it too;
-    this keeps the ledger current for companies nobody reads)."""
+    """Write the ledger's expiry rows of grants that expired by `until`, with their rollovers,
+    and issue what the companies' plans owe for the periods that began (reads do it too; this
+    keeps the ledger current, and credit webhooks timely, for companies nobody reads)."""
     session, until = run.session, run.until
-    companies = session.scalars(
+    due = session.scalars(
         select(CreditGrantRow.company_id)
         .where(
             CreditGrantRow.expires_at <= until,
@@ -107,9 +111,16 @@ def settle_grant_expiries(run: JobRun) -> None:
         .order_by(CreditGrantRow.company_id)
         .limit(_EXPIRY_BATCH)
     ).all()
-    lock_companies(session, list(companies))
-    for company_id in companies:
-        settle_expiries_in(session, company_id, until)
+    lock_companies(session, list(due))
+    catalogs: dict[str, Catalog] = {}
+    companies = session.scalars(
+        select(CompanyRow).where(CompanyRow.id.in_(due)).order_by(CompanyRow.id)
+    ).all()
+    for company in companies:
+        environment_id = company.environment_id
+        if environment_id not in catalogs:
+            catalogs[environment_id] = read_catalog(session, environment_id)
+        refresh_credits_in(session, company, catalogs[environment_id], until)
 
 
 def time_driven_jobs(every: timedelta) -> list[Job]:
