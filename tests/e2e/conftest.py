@@ -34,15 +34,20 @@ def run_tierkit(
 
 class ServerProcess:
     def __init__(
-        self, args: list[str], database_url: str, cwd: Path, port: int | None = None
+        self,
+        args: list[str],
+        database_url: str,
+        cwd: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.args = args
         self.database_url = database_url
         self.cwd = cwd
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
-        env["TIERKIT_DATABASE_URL"] = database_url
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
+        env = inherited | {"TIERKIT_DATABASE_URL": database_url} | (env or {})
         self.log = cwd / f"server-{self.port}.log"
         self._log_file = self.log.open("a")  # a restart on the same port adds to it
         self.process = subprocess.Popen(
@@ -88,10 +93,12 @@ class ServerProcess:
 def start_server(tmp_path: Path) -> Iterator[object]:
     started: list[ServerProcess] = []
 
-    def start(*args: str, database_url: str, port: int | None = None) -> ServerProcess:
+    def start(
+        *args: str, database_url: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         """`tierkit <args> --port <port>` (a free port unless given: pass a stopped server's
-        port to restart it where its clients look)."""
-        server = ServerProcess(list(args), database_url, tmp_path, port)
+        port to restart it where its clients look), with `env` added to its environment."""
+        server = ServerProcess(list(args), database_url, tmp_path, port, env)
         started.append(server)
         server.wait_until_healthy()
         return server
