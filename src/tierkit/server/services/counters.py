@@ -125,36 +125,52 @@ def _in_window(company_id: str, spec: CounterSpec) -> tuple[ColumnElement[bool],
     )
 
 
-def _recount_in_sql(
-    session: Session, company_id: str, spec: CounterSpec, row: UsageCounterRow
-) -> None:
-    """Count the window in the database: one aggregate query, however many events."""
-    aggregation = spec.meter.aggregation
+@dataclass(frozen=True, slots=True)
+class Recount:
+    """A window's aggregate counted afresh from the raw events."""
+
+    value: float
+    latest_at: datetime | None = None
+    latest_seq: int | None = None
+    hashes: frozenset[str] | None = None
+    """`unique_count`: the distinct values seen (hashed)."""
+
+
+def recount(session: Session, company_id: str, spec: CounterSpec) -> Recount:
+    """Count the window from the raw events: in the database (one aggregate query, however
+    many events), except distinct values, which are kept hashed so that later events can tell
+    which ones are new."""
+    meter = spec.meter
     where = _in_window(company_id, spec)
-    value = _reading(session, spec.meter)
-    if aggregation is Aggregation.LATEST:
+    if meter.aggregation is Aggregation.UNIQUE_COUNT:
+        rows = session.scalars(select(EventRow).where(*where)).all()
+        hashes = frozenset(
+            value_hash(str(r)) for e in rows if (r := reading(meter, to_meter_event(e))) is not None
+        )
+        return Recount(float(len(hashes)), hashes=hashes)
+    value = _reading(session, meter)
+    if meter.aggregation is Aggregation.LATEST:
         last = session.execute(
             select(value, EventRow.timestamp, EventRow.seq)
             .where(*where, value.is_not(None))
             .order_by(EventRow.timestamp.desc(), EventRow.seq.desc())
             .limit(1)
         ).first()
-        if last is not None:
-            row.value, row.latest_at, row.latest_seq = float(last[0]), last[1], last[2]
-        return
+        return Recount(0.0) if last is None else Recount(float(last[0]), last[1], last[2])
     aggregate_of = {
         Aggregation.COUNT: func.count(),
         Aggregation.SUM: func.sum(value),
         Aggregation.MAX: func.max(value),
     }
-    number = float(session.scalar(select(aggregate_of[aggregation]).where(*where)) or 0.0)
+    number = float(session.scalar(select(aggregate_of[meter.aggregation]).where(*where)) or 0.0)
     # `max` starts from 0, as the engine's does: usage is never negative.
-    row.value = max(number, 0.0) if aggregation is Aggregation.MAX else number
+    return Recount(max(number, 0.0) if meter.aggregation is Aggregation.MAX else number)
 
 
 def _create_counter(session: Session, company_id: str, spec: CounterSpec) -> UsageCounterRow:
     start, end = spec.bounds
     meter = spec.meter
+    counted = recount(session, company_id, spec)
     row = UsageCounterRow(
         company_id=company_id,
         event=meter.event,
@@ -162,27 +178,23 @@ def _create_counter(session: Session, company_id: str, spec: CounterSpec) -> Usa
         property=meter.property or "",
         period_start=start,
         period_end=end,
-        value=0.0,
+        value=counted.value,
+        latest_at=counted.latest_at,
+        latest_seq=counted.latest_seq,
     )
-    if meter.aggregation is not Aggregation.UNIQUE_COUNT:
-        _recount_in_sql(session, company_id, spec, row)
-        session.add(row)
-        session.flush()
-        return row
-    # Distinct values are kept (hashed) so later events can tell which ones are new.
-    rows = session.scalars(select(EventRow).where(*_in_window(company_id, spec))).all()
-    hashes = {
-        value_hash(str(r)) for e in rows if (r := reading(meter, to_meter_event(e))) is not None
-    }
-    row.value = float(len(hashes))
     session.add(row)
     session.flush()
+    store_unique_hashes(session, row.id, counted.hashes or frozenset())
+    return row
+
+
+def store_unique_hashes(session: Session, counter_id: int, hashes: frozenset[str]) -> None:
+    """Keep the distinct values a `unique_count` counter has seen (those it has are kept)."""
     if hashes:
         session.execute(
             insert_ignoring_conflicts(session, UsageUniqueRow, ["counter_id", "value_hash"]),
-            [{"counter_id": row.id, "value_hash": h} for h in sorted(hashes)],
+            [{"counter_id": counter_id, "value_hash": h} for h in sorted(hashes)],
         )
-    return row
 
 
 def ensure_counters(
