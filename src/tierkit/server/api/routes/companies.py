@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from tierkit.engine.catalog import KEY_PATTERN
 from tierkit.server.api.dependencies import SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.environment import Cursor, Limit
 from tierkit.server.api.routes.features import FeatureKey
-from tierkit.server.api.schemas.common import ListResponse
+from tierkit.server.api.schemas.common import ListResponse, Timestamp
 from tierkit.server.api.schemas.customers import (
     CompanyOut,
     CompanySummaryOut,
@@ -125,7 +124,7 @@ def list_subscriptions(
     principal: SecretKey,
     services: ServicesDep,
     at: Annotated[
-        AwareDatetime | None,  # a naive instant is ambiguous (and cannot meet stored ones)
+        Timestamp | None,  # a naive instant is ambiguous (and cannot meet stored ones)
         Query(description="Only those active at this instant (RFC 3339, with its offset)."),
     ] = None,
 ) -> ListResponse[SubscriptionOut]:

@@ -8,14 +8,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 
 from tierkit.server.api.dependencies import SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.companies import CompanyKey
 from tierkit.server.api.routes.environment import Cursor, Limit
 from tierkit.server.api.routes.features import FeatureKey
-from tierkit.server.api.schemas.common import EventName, ExternalKey
+from tierkit.server.api.schemas.common import EventName, ExternalKey, ListResponse, Timestamp
 from tierkit.server.api.schemas.usage import (
     CompanyUsageOut,
     EventOut,
@@ -96,16 +95,16 @@ def set_metric(body: MetricSet, principal: SecretKey, services: ServicesDep) -> 
 EventId = Annotated[str, Path(max_length=64, description="The event's id (`evt_...`).")]
 
 
-@router.get("/events", response_model=None, responses={200: {"model": list[EventOut]}})
+@router.get("/events", response_model=None, responses={200: {"model": ListResponse[EventOut]}})
 def list_events(
     principal: SecretKey,
     services: ServicesDep,
     company: Annotated[ExternalKey | None, Query(description="Events of this company.")] = None,
     event: Annotated[EventName | None, Query(description="Events of this name.")] = None,
     from_: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Timestamps at or after.")
+        Timestamp | None, Query(alias="from", description="Timestamps at or after.")
     ] = None,
-    to: Annotated[AwareDatetime | None, Query(description="Timestamps before.")] = None,
+    to: Annotated[Timestamp | None, Query(description="Timestamps before.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
@@ -147,10 +146,10 @@ def get_usage_series(
     principal: SecretKey,
     services: ServicesDep,
     from_: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(alias="from", description="Start (default: 24 hours or 30 days before `to`)."),
     ] = None,
-    to: Annotated[AwareDatetime | None, Query(description="End (default: now).")] = None,
+    to: Annotated[Timestamp | None, Query(description="End (default: now).")] = None,
     granularity: Annotated[
         Granularity, Query(description="`hour` (UTC) or `day` (the company's time zone).")
     ] = Granularity.DAY,

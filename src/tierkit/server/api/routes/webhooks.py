@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime
 
 from tierkit.server.api.dependencies import SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.environment import Cursor, Limit
-from tierkit.server.api.schemas.common import ListResponse
+from tierkit.server.api.schemas.common import ListResponse, Timestamp
 from tierkit.server.api.schemas.webhooks import (
     AuditEntryOut,
     DeliveryOut,
@@ -135,8 +134,8 @@ def list_audit_log(
     action: Annotated[str | None, Query(max_length=64, description="e.g. `plan.updated`.")] = None,
     resource_type: Annotated[str | None, Query(max_length=32, description="e.g. `plan`.")] = None,
     resource_key: Annotated[str | None, Query(max_length=255)] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from", description="At or after.")] = None,
-    to: Annotated[AwareDatetime | None, Query(description="Before.")] = None,
+    from_: Annotated[Timestamp | None, Query(alias="from", description="At or after.")] = None,
+    to: Annotated[Timestamp | None, Query(description="Before.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ListResponse[AuditEntryOut]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeGuard, TypeVar
 
@@ -230,8 +231,12 @@ class ListResponse(OutputModel, Generic[T]):
     )
 
 
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _timestamp_text(value: object) -> object:
-    if not isinstance(value, str):
+    # Not a number, nor a numeric string (which pydantic would read as seconds since 1970).
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
         raise ValueError("must be an RFC 3339 timestamp string, such as 2026-11-22T10:00:00Z")
     return value
 
@@ -251,7 +256,7 @@ Timestamp = Annotated[
     AfterValidator(_representable_in_utc),
     Field(description="RFC 3339 with a time zone, e.g. `2026-11-22T10:00:00Z`."),
 ]
-"""A timestamp field of a request body: an RFC 3339 string with its offset, never a number."""
+"""A timestamp of a request body or query: an RFC 3339 string with its offset, never a number."""
 
 ExternalKey = Annotated[
     str,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from tierkit.engine.catalog import MAX_SAFE_NUMBER
 from tierkit.server.api.schemas.common import EventName, ExternalKey, Key, Timestamp, Traits
@@ -84,10 +92,17 @@ class AccountOut(BaseModel):
 
 
 def _flag(value: object) -> object:
-    # Kickplan's docs send `"detailed": "true"`; JSON booleans work too.
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    # Kickplan's docs send `"detailed": "true"`; JSON booleans work too (and nothing else).
+    if value in ("true", "false"):
+        return value == "true"
     return value
+
+
+Flag = Annotated[
+    StrictBool,
+    BeforeValidator(_flag),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}),
+]
 
 
 class ResolveContext(_KickplanBody):
@@ -95,7 +110,7 @@ class ResolveContext(_KickplanBody):
 
 
 class ResolveRequest(_KickplanBody):
-    detailed: Annotated[bool, BeforeValidator(_flag)] = False
+    detailed: Flag = False
     context: ResolveContext | None = None
 
     @property
