@@ -1,0 +1,274 @@
+"""The admin console over real HTTP on both databases: sign-in, sessions and cookies, CSRF,
+security headers, forms that validate as the API does (4xx with the message by the field,
+nothing written), and every change in the audit log as the console user's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.console import PASSWORD, ConsoleClient
+from tierkit.server.services.container import Services
+from tierkit.server.services.errors import Conflict, InvalidRequest
+
+EMAIL = "ops@example.com"
+
+
+@pytest.fixture
+def admin(services: Services) -> str:
+    services.console_users.create_user(EMAIL, PASSWORD)
+    return EMAIL
+
+
+@pytest.fixture
+def console(server_url: str, admin: str) -> Iterator[ConsoleClient]:
+    client = ConsoleClient(server_url)
+    response = client.sign_in(admin)
+    assert response.status_code == 303, response.text
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def visitor(server_url: str) -> Iterator[ConsoleClient]:
+    client = ConsoleClient(server_url)
+    yield client
+    client.close()
+
+
+def test_console_page__signed_out__redirects_to_sign_in_with_the_way_back(
+    visitor: ConsoleClient,
+) -> None:
+    response = visitor.get("/console/features")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login?next=%2Fconsole%2Ffeatures"
+
+
+def test_sign_in__wrong_password__401_with_the_message_and_no_session(
+    visitor: ConsoleClient, admin: str
+) -> None:
+    response = visitor.sign_in(admin, "not the password at all")
+
+    assert response.status_code == 401
+    assert "The email or the password is not right." in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert "tierkit_console" not in visitor.cookies
+
+
+def test_sign_in__session_cookie_is_httponly_secure_lax_and_logout_ends_it(
+    visitor: ConsoleClient, admin: str, services: Services
+) -> None:
+    visitor.get("/console/login")
+    response = visitor.post("/console/login", {"email": "OPS@example.com", "password": PASSWORD})
+
+    assert response.status_code == 303
+    cookie = next(
+        h for h in response.headers.get_list("set-cookie") if h.startswith("tierkit_console=")
+    )
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite=lax", "path=/console"} <= flags
+    token = visitor.cookies["tierkit_console"]
+    assert services.console_users.get_session(token).user.email == EMAIL
+
+    visitor.get("/console/companies")
+    out = visitor.post("/console/logout")
+
+    assert out.status_code == 303
+    with pytest.raises(Exception, match="Sign in"):
+        services.console_users.get_session(token)
+    visitor.cookies["tierkit_console"] = token  # a stolen cookie after logout is worth nothing
+    assert visitor.get("/console/companies").status_code == 303
+
+
+def test_console_pages__carry_the_security_headers(console: ConsoleClient) -> None:
+    for path in ("/console/companies", "/console/features", "/console/login", "/console/nope"):
+        response = console.get(path)
+
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["referrer-policy"] == "same-origin"
+    assert console.get("/console/nope").status_code == 404
+
+
+def test_post__without_or_with_a_wrong_csrf_token__403_and_nothing_written(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    body = {"key": "seats", "name": "Seats", "type": "numeric"}
+
+    missing = console.post("/console/features/new", body, csrf="")
+    wrong = console.post("/console/features/new", body, csrf="x" * 43)
+
+    assert missing.status_code == 403
+    assert wrong.status_code == 403
+    assert "security token" in wrong.text
+    assert api.get("/v1/features/seats").status_code == 404
+
+
+def test_feature_form__bad_input__400_with_the_apis_message_by_the_field(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    console.get("/console/features/new")
+    response = console.post(
+        "/console/features/new", {"key": "Bad Key!", "name": "Seats", "type": "numeric"}
+    )
+
+    assert response.status_code == 400
+    assert 'id="f-key" name="key" type="text" value="Bad Key!"' in response.text
+    assert 'aria-invalid="true" aria-describedby="f-key-hint f-key-error"' in response.text
+    assert 'id="f-key-error" class="error">String should match pattern' in response.text
+    assert api.get("/v1/features", params={"limit": 500}).json()["data"] == []
+
+
+def test_feature_form__a_default_of_the_wrong_type__400_from_the_service(
+    console: ConsoleClient,
+) -> None:
+    console.get("/console/features/new")
+    response = console.post(
+        "/console/features/new",
+        {"key": "sso", "name": "SSO", "type": "boolean", "default": "maybe"},
+    )
+
+    assert response.status_code == 400
+    assert 'id="f-default-error" class="error">' in response.text
+    assert 'id="f-default-error" class="error"></small>' not in response.text
+
+
+def test_catalog_and_customer_changes__audited_as_the_console_user(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    console.get("/console/features/new")
+    created = console.post(
+        "/console/features/new",
+        {
+            "key": "api_calls",
+            "name": "API calls",
+            "type": "metered",
+            "meter.event": "api_call",
+            "meter.aggregation": "count",
+        },
+    )
+    assert created.status_code == 303, created.text
+    console.get("/console/plans/new")
+    plan = console.post(
+        "/console/plans/new",
+        {
+            "key": "pro",
+            "name": "Pro",
+            "entitlements.api_calls.included": "true",
+            "entitlements.api_calls.value": "1,000",
+            "price_count": "1",
+            "prices.0.interval": "month",
+            "prices.0.currency": "usd",
+            "prices.0.amount": "2900",
+            "prices.0.default": "true",
+        },
+    )
+    assert plan.status_code == 303, plan.text
+    console.get("/console/companies")
+    assert console.post("/console/companies", {"key": "acme", "name": "Acme"}).status_code == 303
+    page = console.get("/console/companies/acme")
+    assert page.status_code == 200
+    subscribed = console.post("/console/companies/acme/subscriptions", {"plan": "pro"})
+    assert subscribed.status_code == 303
+    override = console.post(
+        "/console/companies/acme/overrides",
+        {"feature": "api_calls", "value": "5000", "expires_at": "2099-01-01T00:00"},
+    )
+    assert override.status_code == 303
+
+    entries = api.get("/v1/audit-log", params={"limit": 500}).json()["data"]
+    mine = {(e["action"], e["resource_key"]) for e in entries if e["actor"] == f"console:{EMAIL}"}
+    assert {
+        ("feature.created", "api_calls"),
+        ("plan.created", "pro"),
+        ("company.created", "acme"),
+        (
+            "subscription.created",
+            next(e["resource_key"] for e in entries if e["action"] == "subscription.created"),
+        ),
+        ("override.created", "acme/api_calls"),
+    } <= mine
+    others = [e for e in entries if e["resource_type"] != "api_key"]  # the test's own key
+    assert {e["actor"] for e in others} == {f"console:{EMAIL}"}
+    plan_body = api.get("/v1/plans/pro").json()
+    assert plan_body["entitlements"][0]["value"] == 1000
+    assert plan_body["prices"][0]["amount"] == 2900
+    expires = api.get("/v1/companies/acme/overrides").json()["data"][0]["expires_at"]
+    assert expires.startswith("2099-01-01T00:00:00")
+
+
+def test_plan_form__bad_entitlement_value__400_next_to_that_feature_and_nothing_written(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "seats", "name": "Seats", "type": "numeric"})
+    console.get("/console/plans/new")
+    response = console.post(
+        "/console/plans/new",
+        {
+            "key": "team",
+            "name": "Team",
+            "entitlements.seats.included": "true",
+            "entitlements.seats.value": "lots",
+            "price_count": "1",
+            "prices.0.amount": "",
+        },
+    )
+
+    assert response.status_code == 400
+    assert 'id="e-seats-err"' in response.text
+    assert api.get("/v1/plans/team").status_code == 404
+
+
+def test_company_page__unknown_company__404_page_not_json(console: ConsoleClient) -> None:
+    response = console.get("/console/companies/nobody")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "nobody" in response.text
+
+
+def test_override_form__expiry_not_a_time__400_by_the_field(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "sso", "name": "SSO", "type": "boolean"})
+    api.put("/v1/companies/acme", json={})
+    console.get("/console/companies/acme")
+
+    response = console.post(
+        "/console/companies/acme/overrides",
+        {"feature": "sso", "value": "true", "expires_at": "next tuesday"},
+    )
+
+    assert response.status_code == 400
+    assert 'id="f-expires_at-error" class="error">' in response.text
+    assert api.get("/v1/companies/acme/overrides").json()["data"] == []
+
+
+def test_environment_switcher__shows_the_other_environments_catalog(
+    console: ConsoleClient, api: httpx.Client, production: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "dev_only", "name": "Dev only", "type": "boolean"})
+    production.post("/v1/features", json={"key": "prod_only", "name": "Prod", "type": "boolean"})
+    console.get("/console/features")
+
+    switched = console.post(
+        "/console/environment", {"environment": "production", "back": "/console/features/x"}
+    )
+    page = console.get(switched.headers["location"])
+
+    assert switched.headers["location"] == "/console/features"
+    assert "prod_only" in page.text
+    assert "dev_only" not in page.text
+
+
+def test_console_users__weak_password_and_duplicates_are_refused(services: Services) -> None:
+    with pytest.raises(InvalidRequest, match="12"):
+        services.console_users.create_user("a@example.com", "short")
+    services.console_users.create_user("a@example.com", PASSWORD)
+    with pytest.raises(Conflict):
+        services.console_users.create_user("A@example.com", PASSWORD)
