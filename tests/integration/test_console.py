@@ -272,3 +272,31 @@ def test_console_users__weak_password_and_duplicates_are_refused(services: Servi
     services.console_users.create_user("a@example.com", PASSWORD)
     with pytest.raises(Conflict):
         services.console_users.create_user("A@example.com", PASSWORD)
+
+
+def test_cli_create_admin__prompted_password__the_user_can_sign_in(
+    database_url: str, server_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from tierkit.cli.commands import app
+
+    typed = f"{PASSWORD}\n{PASSWORD}\n"
+    result = CliRunner().invoke(
+        app,
+        ["users", "create-admin", "--email", "new@example.com", "--database-url", database_url],
+        input=typed,
+    )
+    assert result.exit_code == 0, result.output
+    again = CliRunner().invoke(
+        app,
+        ["users", "create-admin", "--email", "new@example.com", "--password", PASSWORD,
+         "--database-url", database_url],
+    )  # fmt: skip
+    assert again.exit_code == 1
+
+    client = ConsoleClient(server_url)
+    try:
+        assert client.sign_in("new@example.com").status_code == 303
+    finally:
+        client.close()
