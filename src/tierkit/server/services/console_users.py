@@ -220,11 +220,9 @@ class ConsoleUserService:
             )
 
 
-def _to_session(
-    row: ConsoleSessionRow, user: ConsoleUserRow, environment_id: str
-) -> ConsoleSession:
+def _to_session(row: ConsoleSessionRow, user: ConsoleUser, environment_id: str) -> ConsoleSession:
     return ConsoleSession(
-        user=_to_user(user),
+        user=user,
         environment=row.environment,
         environment_id=environment_id,
         csrf_token=row.csrf_token,
