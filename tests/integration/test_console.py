@@ -300,3 +300,50 @@ def test_cli_create_admin__prompted_password__the_user_can_sign_in(
         assert client.sign_in("new@example.com").status_code == 303
     finally:
         client.close()
+
+
+def test_every_section__renders_for_a_signed_in_user(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "sso", "name": "SSO", "type": "boolean"})
+    plan = {"key": "pro", "name": "Pro", "entitlements": [{"feature": "sso", "value": True}]}
+    plan["prices"] = [{"interval": "month", "currency": "usd", "amount": 2900, "default": True}]
+    api.post("/v1/plans", json=plan)
+
+    for path in (
+        "/console/plans",
+        "/console/plans/new",
+        "/console/plans/pro",
+        "/console/features/new",
+        "/console/features/sso",
+        "/console/webhooks",
+        "/console/audit",
+    ):
+        assert console.get(path).status_code == 200, path
+    preview = console.get("/console/plans", currency="usd", interval="month").text
+    assert "29.00 USD" in preview
+
+
+def test_rules_form__rollout_saved_and_out_of_range_refused_by_the_field(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "beta", "name": "Beta", "type": "boolean"})
+    console.get("/console/features/beta")
+    rule = {
+        "rule_count": "1",
+        "rules.0.name": "early birds",
+        "rules.0.value": "true",
+        "rules.0.conditions": "[]",
+        "rules.0.rollout": "25",
+        "rules.0.rollout_by": "company",
+    }
+
+    saved = console.post("/console/features/beta/rules", rule)
+    refused = console.post("/console/features/beta/rules", rule | {"rules.0.rollout": "150"})
+
+    assert saved.status_code == 303
+    assert refused.status_code == 400
+    assert 'id="f-rules-0-rollout-error" class="error">Input should be less' in refused.text
+    rules = api.get("/v1/features/beta/rules").json()["data"]
+    assert rules[0]["rollout"]["percent"] == 25
+    assert rules[0]["value"] is True
