@@ -347,3 +347,92 @@ def test_rules_form__rollout_saved_and_out_of_range_refused_by_the_field(
     rules = api.get("/v1/features/beta/rules").json()["data"]
     assert rules[0]["rollout"]["percent"] == 25
     assert rules[0]["value"] is True
+
+
+GARBAGE = [
+    {},
+    {"key": "", "name": "", "type": "nope", "quantity": "-1", "value": "\u0000"},
+    {"key": "x" * 400, "name": "y" * 300, "type": "metered", "default": "1e999"},
+    {"plan": "Bad Plan", "feature": "../etc", "expires_at": "9999-99-99T99:99", "rollout": "NaN"},
+    {"rule_count": "99999999999", "price_count": "5", "prices.0.amount": "1e30"},
+    {"rule_count": "1", "rules.0.name": "r", "rules.0.conditions": "{not json"},
+    {"environment": "nowhere", "entitlements.x.included": "true", "unlimited": "maybe"},
+]
+
+
+def test_every_form__garbage_input__answers_4xx_or_a_redirect_never_500(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "sso", "name": "SSO", "type": "boolean"})
+    api.post("/v1/plans", json={"key": "pro", "name": "Pro"})
+    api.put("/v1/companies/acme", json={"plan": "pro"})
+    sub_id = api.get("/v1/companies/acme/subscriptions").json()["data"][0]["id"]
+    console.get("/console/companies")
+    paths = [
+        "/console/features/new",
+        "/console/features/sso",
+        "/console/features/sso/rules",
+        "/console/features/sso/archive",
+        "/console/plans/new",
+        "/console/plans/pro",
+        "/console/companies",
+        "/console/companies/acme/subscriptions",
+        f"/console/companies/acme/subscriptions/{sub_id}/quantity",
+        "/console/companies/acme/overrides",
+        "/console/companies/acme/overrides/sso/delete",
+        "/console/companies/nobody/overrides",
+        "/console/environment",
+        "/console/no/such/form",
+    ]
+    for path in paths:
+        for body in GARBAGE:
+            response = console.post(path, body)
+            assert response.status_code < 500, (path, body, response.text[-500:])
+            if response.status_code != 303:
+                assert response.headers["content-type"].startswith("text/html"), path
+    for query in ({"q": "q" * 300}, {"cursor": "!!"}, {"interval": "x", "currency": "€€€"}):
+        for path in ("/console/companies", "/console/plans", "/console/audit"):
+            assert console.get(path, **query).status_code < 500, (path, query)
+
+
+def test_override__edit_then_remove__the_value_follows(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/features", json={"key": "seats", "name": "Seats", "type": "numeric"})
+    api.put("/v1/companies/acme", json={})
+    console.get("/console/companies/acme")
+
+    console.post("/console/companies/acme/overrides", {"feature": "seats", "value": "5"})
+    edited = console.post(
+        "/console/companies/acme/overrides",
+        {"feature": "seats", "value": "9", "expires_at": "2099-06-01T12:30", "note": "deal"},
+    )
+    after_edit = api.get("/v1/companies/acme/overrides").json()["data"]
+    removed = console.post("/console/companies/acme/overrides/seats/delete")
+    page = console.get("/console/companies/acme").text
+
+    assert edited.status_code == 303
+    assert [(o["value"], o["expires_at"][:16], o["note"]) for o in after_edit] == [
+        (9, "2099-06-01T12:30", "deal")
+    ]
+    assert removed.status_code == 303
+    assert api.get("/v1/companies/acme/overrides").json()["data"] == []
+    assert "No overrides in force." in page
+
+
+def test_subscription_quantity__changed_and_zero_refused_by_its_field(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    api.post("/v1/plans", json={"key": "extra", "name": "Extra", "type": "add_on"})
+    api.put("/v1/companies/acme", json={})
+    sub = api.post("/v1/companies/acme/subscriptions", json={"plan": "extra"}).json()
+    console.get("/console/companies/acme")
+    path = f"/console/companies/acme/subscriptions/{sub['id']}/quantity"
+
+    changed = console.post(path, {"quantity": "3"})
+    refused = console.post(path, {"quantity": "0"})
+
+    assert changed.status_code == 303
+    assert refused.status_code == 400
+    assert f'id="q-{sub["id"]}-error">' in refused.text
+    assert api.get(f"/v1/companies/acme/subscriptions/{sub['id']}").json()["quantity"] == 3

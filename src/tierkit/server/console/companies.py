@@ -20,6 +20,7 @@ from tierkit.server.api.schemas.customers import (
     CustomerName,
     OverrideBody,
     SubscriptionCreate,
+    SubscriptionUpdate,
 )
 from tierkit.server.console.charts import bar_chart
 from tierkit.server.console.features import all_features
@@ -258,6 +259,28 @@ def cancel(
 ) -> Response:
     at = CancelAt.PERIOD_END if text(form, "at") == "period_end" else CancelAt.NOW
     services.subscriptions.cancel_subscription(session.environment_id, key, subscription_id, at)
+    return _back(key, "plan")
+
+
+@router.post("/{key}/subscriptions/{subscription_id}/quantity")
+def change_quantity(
+    request: Request,
+    key: CompanyKey,
+    subscription_id: SubscriptionId,
+    form: FormDep,
+    session: SessionDep,
+    services: ServicesDep,
+) -> Response:
+    try:
+        body = validated(SubscriptionUpdate, {"quantity": number(text(form, "quantity"))})
+        services.subscriptions.update_subscription(
+            session.environment_id, key, subscription_id, body.provided()
+        )
+    except (ValidationError, DomainError) as error:
+        found = Problems.of(error)
+        name = f"subscriptions.{subscription_id}.quantity"
+        problems = Problems(found.status, found.message, {name: found.message})
+        return _company_page(request, session, services, key, problems)
     return _back(key, "plan")
 
 

@@ -58,7 +58,7 @@ def webhooks(request: Request, session: SessionDep, services: ServicesDep) -> Re
     )
 
 
-@router.get("/{anything:path}")
+@router.api_route("/{anything:path}", methods=["GET", "POST"])
 def not_found(anything: str) -> Response:
     """Any other console address: the console's own 404 page, not the API's JSON."""
     raise NotFound("There is no such page in the console: check the address.")

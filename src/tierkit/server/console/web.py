@@ -122,8 +122,7 @@ class ConsoleRoute(StrictJSONRoute):
                 response = redirect(target)
             except (DomainError, RequestValidationError) as error:
                 if isinstance(error, RequestValidationError):
-                    # A malformed key in the path names nothing that exists.
-                    status, message = 404, "There is no such page: check the address."
+                    status, message = _query_problem(error)
                 else:
                     status, message, _ = problems_of(error)
                 response = error_page(request, status, message)
@@ -133,6 +132,16 @@ class ConsoleRoute(StrictJSONRoute):
             return response
 
         return route
+
+
+def _query_problem(error: RequestValidationError) -> tuple[int, str]:
+    """A malformed key in the path names nothing that exists (404); a bad query is a 400."""
+    first = error.errors()[0]
+    location = tuple(first.get("loc", ()))
+    if location[:1] == ("path",):
+        return 404, "There is no such page: check the address."
+    field = ".".join(str(part) for part in location[1:])
+    return 400, f"The address's `{field}` is not valid: {first.get('msg', 'check it')}."
 
 
 def console_session(request: Request, services: ServicesDep) -> ConsoleSession:
