@@ -48,8 +48,11 @@ def browser_page(server_url: str) -> Iterator[Any]:
 
 
 def shoot(page: Any, name: str) -> None:
+    """Save a screenshot; written aside and renamed, as both databases' runs may save at once."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    aside = SCREENSHOTS / f".{name}.{os.getpid()}.png"
+    aside.write_bytes(page.screenshot(full_page=True))
+    aside.replace(SCREENSHOTS / f"{name}.png")
 
 
 def test_console_in_chromium__catalog_to_customer_with_override_and_usage(

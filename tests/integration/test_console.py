@@ -436,3 +436,29 @@ def test_subscription_quantity__changed_and_zero_refused_by_its_field(
     assert refused.status_code == 400
     assert f'id="q-{sub["id"]}-error">' in refused.text
     assert api.get(f"/v1/companies/acme/subscriptions/{sub['id']}").json()["quantity"] == 3
+
+
+def test_sign_in__ten_failures__the_eleventh_is_refused_even_with_the_right_password(
+    visitor: ConsoleClient, admin: str
+) -> None:
+    for _ in range(10):
+        assert visitor.sign_in(admin, "wrong password, again").status_code == 401
+
+    response = visitor.sign_in(admin)
+
+    assert response.status_code == 401
+    assert "Too many failed sign-ins" in response.text
+
+
+def test_htmx_style_post__csrf_token_in_the_header__accepted(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    console.get("/console/companies")
+    response = console.http.post(
+        "/console/companies",
+        data={"key": "globex"},
+        headers={**console.cookie_header(), "X-CSRF-Token": console.csrf},
+    )
+
+    assert response.status_code == 303
+    assert api.get("/v1/companies/globex").status_code == 200

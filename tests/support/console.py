@@ -41,14 +41,14 @@ class ConsoleClient:
                 self.cookies[name] = value
         return response
 
-    def _cookie_header(self) -> dict[str, str]:
+    def cookie_header(self) -> dict[str, str]:
         if not self.cookies:
             return {}
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         response = self._keep(
-            self.http.get(path, params=params or None, headers=self._cookie_header())
+            self.http.get(path, params=params or None, headers=self.cookie_header())
         )
         if response.status_code == 200 and 'name="csrf_token"' in response.text:
             self.csrf = csrf_of(response.text)
@@ -58,7 +58,7 @@ class ConsoleClient:
         self, path: str, data: dict[str, Any] | None = None, *, csrf: str | None = None
     ) -> httpx.Response:
         form = {"csrf_token": self.csrf if csrf is None else csrf, **(data or {})}
-        return self._keep(self.http.post(path, data=form, headers=self._cookie_header()))
+        return self._keep(self.http.post(path, data=form, headers=self.cookie_header()))
 
     def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
         self.get("/console/login")

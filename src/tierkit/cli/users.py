@@ -9,7 +9,9 @@ import typer
 
 from tierkit.cli.context import DEFAULT_URL, DatabaseUrl, err, open_services, out
 
-users = typer.Typer(help="Create and list console users (who sign in at /console).")
+users = typer.Typer(
+    help="Create and list console users (who sign in at /console).", no_args_is_help=True
+)
 
 
 def _password(password: str | None, from_stdin: bool) -> str:

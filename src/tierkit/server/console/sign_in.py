@@ -60,8 +60,13 @@ def console_home(session: SessionDep) -> Response:
 
 
 @router.get("/login")
-def sign_in_form(request: Request, next: str = "") -> Response:
-    return _sign_in_page(request, "", next if is_local_next(next) else "", Problems())
+def sign_in_form(request: Request, services: ServicesDep, next: str = "") -> Response:
+    next_path = next if is_local_next(next) else ""
+    try:
+        services.console_users.get_session(request.cookies.get(SESSION_COOKIE, ""))
+    except AuthenticationFailed:
+        return _sign_in_page(request, "", next_path, Problems())
+    return redirect(next_path or f"{PREFIX}/companies")  # already signed in
 
 
 @router.post("/login")

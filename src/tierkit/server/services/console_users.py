@@ -10,6 +10,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +31,9 @@ _MAX_PASSWORD_LENGTH = 1024
 # scrypt at n=2**14, r=8, p=1 (16 MiB, tens of milliseconds): OWASP's minimum for scrypt.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
+SIGN_IN_ATTEMPTS = 10
+"""Failed sign-ins allowed per email in `SIGN_IN_WINDOW_SECONDS` (per server process)."""
+SIGN_IN_WINDOW_SECONDS = 15 * 60
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 
 
@@ -116,6 +122,18 @@ class ConsoleUserService:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._db = database
         self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._failures_lock = threading.Lock()
+
+    def _recent_failures(self, email: str) -> deque[float]:
+        """The email's failed sign-ins within the window (older ones forgotten)."""
+        horizon = time.monotonic() - SIGN_IN_WINDOW_SECONDS
+        if len(self._failures) > 10_000:
+            self._failures.clear()
+        failures = self._failures.setdefault(email, deque())
+        while failures and failures[0] < horizon:
+            failures.popleft()
+        return failures
 
     def create_user(self, email: str, password: str) -> ConsoleUser:
         email = normalized_email(email)
@@ -156,16 +174,25 @@ class ConsoleUserService:
 
     def sign_in(self, email: str, password: str, environment: str) -> tuple[ConsoleSession, str]:
         """A new session for the user whose password this is, and its token (for the cookie)."""
+        email = email.strip().lower()
+        with self._failures_lock:
+            if len(self._recent_failures(email)) >= SIGN_IN_ATTEMPTS:
+                raise AuthenticationFailed(
+                    "Too many failed sign-ins for this email: wait 15 minutes and try again.",
+                    code="too_many_sign_in_attempts",
+                )
         with self._db.read() as session:
-            row = session.scalar(
-                select(ConsoleUserRow).where(ConsoleUserRow.email == email.strip().lower())
-            )
+            row = session.scalar(select(ConsoleUserRow).where(ConsoleUserRow.email == email))
             found = _to_user(row) if row is not None else None
             stored = row.password_hash if row is not None else _NOBODY
         if not is_password(password, stored) or found is None:
+            with self._failures_lock:
+                self._recent_failures(email).append(time.monotonic())
             raise AuthenticationFailed(
                 "The email or the password is not right.", code="invalid_credentials"
             )
+        with self._failures_lock:
+            self._failures.pop(email, None)
         token = secrets.token_urlsafe(32)
         now = self._clock()
         with self._db.write() as session:
