@@ -45,6 +45,8 @@ from tierkit.server.console.web import (
     segment,
 )
 from tierkit.server.services.checks import CheckRequest
+from tierkit.server.services.console_users import ConsoleSession
+from tierkit.server.services.container import Services
 from tierkit.server.services.errors import DomainError
 from tierkit.server.services.subscriptions import CancelAt
 from tierkit.server.services.usage import Granularity
@@ -165,8 +167,8 @@ def _usage_rows(decisions: list[Decision]) -> list[dict[str, Any]]:
 
 def _company_page(
     request: Request,
-    session: Any,
-    services: Any,
+    session: ConsoleSession,
+    services: Services,
     key: str,
     problems: Problems | None = None,
     values: Mapping[str, Any] | None = None,

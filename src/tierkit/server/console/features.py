@@ -28,6 +28,8 @@ from tierkit.server.console.forms import (
     validated,
 )
 from tierkit.server.console.web import PREFIX, ConsoleRoute, FormDep, SessionDep, page, redirect
+from tierkit.server.services.console_users import ConsoleSession
+from tierkit.server.services.container import Services
 from tierkit.server.services.errors import DomainError
 from tierkit.server.services.features import FeatureRecord
 from tierkit.server.services.pagination import MAX_LIMIT, Page
@@ -56,7 +58,7 @@ def every(fetch: Callable[[str | None], Page[T]]) -> list[T]:
         cursor = found.next_cursor
 
 
-def all_features(services: Any, environment_id: str) -> list[FeatureRecord]:
+def all_features(services: Services, environment_id: str) -> list[FeatureRecord]:
     return every(
         lambda cursor: services.features.list_features(
             environment_id, cursor=cursor, limit=MAX_LIMIT
@@ -137,7 +139,7 @@ def new_feature(request: Request, session: SessionDep) -> Response:
 
 def _feature_form(
     request: Request,
-    session: Any,
+    session: ConsoleSession,
     record: FeatureRecord | None,
     values: Mapping[str, Any],
     problems: Problems,
@@ -179,7 +181,7 @@ def create_feature(
     return redirect(f"{PREFIX}/features/{record.feature.key}?saved=1")
 
 
-def _rules_of(services: Any, environment_id: str, key: str) -> list[dict[str, Any]]:
+def _rules_of(services: Services, environment_id: str, key: str) -> list[dict[str, Any]]:
     return [
         _rule_form(rule_to_json(rule)) for rule in services.features.get_rules(environment_id, key)
     ]

@@ -34,6 +34,8 @@ from tierkit.server.console.forms import (
     validated,
 )
 from tierkit.server.console.web import PREFIX, ConsoleRoute, FormDep, SessionDep, page, redirect
+from tierkit.server.services.console_users import ConsoleSession
+from tierkit.server.services.container import Services
 from tierkit.server.services.errors import DomainError
 from tierkit.server.services.features import FeatureRecord
 from tierkit.server.services.pagination import MAX_LIMIT
@@ -51,7 +53,7 @@ CHOICES = {
 }
 
 
-def all_plans(services: Any, environment_id: str) -> list[PlanRecord]:
+def all_plans(services: Services, environment_id: str) -> list[PlanRecord]:
     return every(
         lambda cursor: services.plans.list_plans(environment_id, cursor=cursor, limit=MAX_LIMIT)
     )
@@ -249,8 +251,8 @@ def _problems_by_row(
 
 def _plan_form(
     request: Request,
-    session: Any,
-    services: Any,
+    session: ConsoleSession,
+    services: Services,
     record: PlanRecord | None,
     form: Mapping[str, Any] | None,
     problems: Problems,

@@ -6,6 +6,7 @@ carries the environment the console shows and the CSRF token its forms must send
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -84,8 +85,10 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-# Compared against when the email is unknown, so both answers take as long.
-_NOBODY = hash_password("not anybody's password", b"\x00" * 16)
+@functools.cache
+def _nobody() -> str:
+    """Compared against when the email is unknown, so both answers take as long."""
+    return hash_password("not anybody's password", b"\x00" * 16)
 
 
 def _token_hash(token: str) -> str:
@@ -184,7 +187,7 @@ class ConsoleUserService:
         with self._db.read() as session:
             row = session.scalar(select(ConsoleUserRow).where(ConsoleUserRow.email == email))
             found = _to_user(row) if row is not None else None
-            stored = row.password_hash if row is not None else _NOBODY
+            stored = row.password_hash if row is not None else _nobody()
         if not is_password(password, stored) or found is None:
             with self._failures_lock:
                 self._recent_failures(email).append(time.monotonic())
