@@ -462,3 +462,27 @@ def test_htmx_style_post__csrf_token_in_the_header__accepted(
 
     assert response.status_code == 303
     assert api.get("/v1/companies/globex").status_code == 200
+
+
+def test_enum_feature_form__options_one_a_line__and_a_bad_option_key_is_named(
+    console: ConsoleClient, api: httpx.Client
+) -> None:
+    console.get("/console/features/new")
+    base = {"key": "support", "name": "Support", "type": "enum", "default": "email"}
+
+    refused = console.post("/console/features/new", base | {"options": "email: Email\nBad Key"})
+    created = console.post(
+        "/console/features/new", base | {"options": "email: Email\n\nchat: Live chat\n"}
+    )
+
+    assert refused.status_code == 400
+    assert 'id="f-options-error" class="error">' in refused.text
+    assert 'id="f-options-error" class="error"></small>' not in refused.text
+    assert created.status_code == 303
+    feature = api.get("/v1/features/support").json()
+    assert feature["options"] == [
+        {"key": "email", "name": "Email"},
+        {"key": "chat", "name": "Live chat"},
+    ]
+    assert feature["default"] == "email"
+    assert feature["meter"] is None
