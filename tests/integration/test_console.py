@@ -322,6 +322,11 @@ def test_every_section__renders_for_a_signed_in_user(
         assert console.get(path).status_code == 200, path
     preview = console.get("/console/plans", currency="usd", interval="month").text
     assert "29.00 USD" in preview
+    assert "sso" not in console.get("/console/features", type="metered").text
+    assert "sso" in console.get("/console/features", type="boolean").text
+    audit = console.get("/console/audit", resource_type="plan", resource_key="pro").text
+    assert "plan.created" in audit
+    assert "feature.created" not in audit
 
 
 def test_rules_form__rollout_saved_and_out_of_range_refused_by_the_field(

@@ -119,16 +119,28 @@ def _body_of(form: Mapping[str, Any], *, new: bool) -> dict[str, Any]:
 
 @router.get("")
 def list_features(
-    request: Request, session: SessionDep, services: ServicesDep, show: str = "active"
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    show: str = "active",
+    type: FeatureType | None = None,
 ) -> Response:
     features = all_features(services, session.environment_id)
     if show != "all":
         features = [f for f in features if f.feature.status is not FeatureStatus.ARCHIVED]
+    if type is not None:
+        features = [f for f in features if f.feature.type is type]
     return page(
         request,
         session,
         "features.html",
-        {"section": "features", "features": features, "show": show},
+        {
+            "section": "features",
+            "features": features,
+            "show": show,
+            "type": type.value if type else "",
+            "types": CHOICES["types"],
+        },
     )
 
 

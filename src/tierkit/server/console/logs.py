@@ -17,13 +17,17 @@ def audit_log(
     session: SessionDep,
     services: ServicesDep,
     actor: str = Query(default="", max_length=255),
+    action: str = Query(default="", max_length=64),
     resource_type: str = Query(default="", max_length=32),
+    resource_key: str = Query(default="", max_length=255),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> Response:
     found = services.audit.list_entries(
         session.environment_id,
         actor=actor or None,
+        action=action or None,
         resource_type=resource_type or None,
+        resource_key=resource_key or None,
         cursor=cursor,
         limit=50,
     )
@@ -36,7 +40,9 @@ def audit_log(
             "entries": found.items,
             "next": found.next_cursor,
             "actor": actor,
+            "action": action,
             "resource_type": resource_type,
+            "resource_key": resource_key,
         },
     )
 
