@@ -20,6 +20,7 @@ from tierkit.cli.context import (
     out,
 )
 from tierkit.cli.usage import usage
+from tierkit.cli.users import users
 from tierkit.cli.webhooks import webhooks
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
@@ -39,6 +40,7 @@ app.add_typer(keys, name="keys")
 app.add_typer(environments, name="environments")
 app.add_typer(webhooks, name="webhooks")
 app.add_typer(usage, name="usage")
+app.add_typer(users, name="users")
 
 Host = Annotated[str, typer.Option(envvar="TIERKIT_HOST", help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(envvar="TIERKIT_PORT", min=1, max=65535, help="TCP port.")]
@@ -134,6 +136,9 @@ def dev(
     out.print(f"[bold green]Tierkit[/bold green] {__version__} on {base}  (API docs: {base}/docs)")
     out.print(f"database: {describe_database_url(database_url)}")
     out.print(f"development secret key: [bold]{key}[/bold]  (saved in {DEV_KEY_FILE})")
+    same_database = "" if database_url == DEFAULT_URL else " --database-url <the same URL>"
+    out.print(f"admin console: {base}/console  (create a sign-in with")
+    out.print(f"  tierkit users create-admin --email you@example.com{same_database})")
     out.print("try:")
     out.print(f'  curl -s {base}/v1/plans -H "Authorization: Bearer {key}"')
     out.print(f'  curl -s {base}/v1/plans/pro/features -H "Authorization: Bearer {key}"')

@@ -32,6 +32,7 @@ from tierkit.server.api.routes import (
     webhooks,
 )
 from tierkit.server.api.schemas import usage as usage_schemas
+from tierkit.server.console import install_console
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    install_console(app)
     _add_schemas(app, usage_schemas.openapi_schemas)
     return app
 

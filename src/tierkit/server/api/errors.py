@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -235,6 +236,18 @@ def envelope_of(error: DomainError | RequestValidationError) -> tuple[int, dict[
     else:
         parts = _validation_parts(error)
     return parts[0], error_body(*parts)
+
+
+def problems_of(error: DomainError | ValidationError) -> tuple[int, str, list[ErrorDetail]]:
+    """The status, message and per-field details the API would answer for a domain error or
+    a body's validation error: the console shows the same sentences next to its fields."""
+    if isinstance(error, DomainError):
+        parts = _domain_error_parts(error)
+    else:
+        in_body = [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
+        parts = _validation_parts(RequestValidationError(in_body))
+    status, _, message, _, details = parts
+    return status, message, list(details)
 
 
 async def _on_domain_error(request: Request, error: Exception) -> Response:

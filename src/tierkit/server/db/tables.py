@@ -613,3 +613,32 @@ class CreditAlertRow(Base):
     level: Mapped[str] = mapped_column(String(16))
     """`low` or `depleted`."""
     created_at: Mapped[datetime]
+
+
+class ConsoleUserRow(Base):
+    """Someone who signs in to the admin console (created with `tierkit users create-admin`)."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    """Stored lowercased: sign-in ignores the case of the address."""
+    password_hash: Mapped[str] = mapped_column(String(255))
+    """`scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`."""
+    created_at: Mapped[datetime]
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console browser: the cookie holds the token, the table its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("console_users.id", ondelete="CASCADE"), index=True
+    )
+    environment: Mapped[str] = mapped_column(String(64))
+    """The environment the console shows (the switcher changes it)."""
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

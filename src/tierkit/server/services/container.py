@@ -14,6 +14,7 @@ from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.companies import CompanyService
+from tierkit.server.services.console_users import ConsoleUserService
 from tierkit.server.services.credits import CreditService
 from tierkit.server.services.customers import CustomerService
 from tierkit.server.services.environments import EnvironmentService
@@ -54,6 +55,7 @@ class Services:
     webhooks: WebhookService
     audit: AuditService
     jobs: JobService
+    console_users: ConsoleUserService
 
     @classmethod
     def build(
@@ -96,4 +98,5 @@ class Services:
             webhooks=WebhookService(database, clock),
             audit=AuditService(database, clock),
             jobs=JobService(database, clock),
+            console_users=ConsoleUserService(database, clock),
         )
