@@ -1,7 +1,8 @@
 """The console in real headless Chromium (Debian's, driven by Playwright): sign in, create a
 feature and a plan, subscribe a company, add an expiring override and see the value and its
 reason change, see usage bars move after events, see a validation error. Screenshots of the
-main pages go to docs/screenshots/."""
+main pages go to $TIERKIT_SCREENSHOTS_DIR (CI sets docs/screenshots/, the README's pictures),
+else to a temporary folder, so a local `make test` leaves the checkout clean."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from tests.support.console import PASSWORD
 from tierkit.server.services.container import Services
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 EMAIL = "support@example.com"
 
 if not CHROMIUM.exists() and os.environ.get("TIERKIT_REQUIRE_BROWSER") != "1":
@@ -47,16 +47,22 @@ def browser_page(server_url: str) -> Iterator[Any]:
         browser.close()
 
 
-def shoot(page: Any, name: str) -> None:
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("TIERKIT_SCREENSHOTS_DIR")
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+
+
+def shoot(page: Any, name: str, directory: Path) -> None:
     """Save a screenshot; written aside and renamed, as both databases' runs may save at once."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    aside = SCREENSHOTS / f".{name}.{os.getpid()}.png"
+    directory.mkdir(parents=True, exist_ok=True)
+    aside = directory / f".{name}.{os.getpid()}.png"
     aside.write_bytes(page.screenshot(full_page=True))
-    aside.replace(SCREENSHOTS / f"{name}.png")
+    aside.replace(directory / f"{name}.png")
 
 
 def test_console_in_chromium__catalog_to_customer_with_override_and_usage(
-    browser_page: Any, services: Services, api: httpx.Client
+    browser_page: Any, services: Services, api: httpx.Client, screenshots: Path
 ) -> None:
     page = browser_page
     expect = sync_api.expect
@@ -65,7 +71,7 @@ def test_console_in_chromium__catalog_to_customer_with_override_and_usage(
     # Sign in (after being sent to the sign-in page).
     page.goto("/console/features")
     expect(page).to_have_url(re.compile(r"/console/login\?next="))
-    shoot(page, "sign-in")
+    shoot(page, "sign-in", screenshots)
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -90,7 +96,7 @@ def test_console_in_chromium__catalog_to_customer_with_override_and_usage(
     expect(page.get_by_role("status")).to_have_text("Saved.")
     page.goto("/console/features")
     expect(page.get_by_role("link", name="api_calls")).to_be_visible()
-    shoot(page, "features")
+    shoot(page, "features", screenshots)
 
     # A plan with the feature's limit and a price, on one screen.
     page.goto("/console/plans/new")
@@ -101,7 +107,7 @@ def test_console_in_chromium__catalog_to_customer_with_override_and_usage(
     page.locator("#f-prices-0-amount").fill("2900")
     page.get_by_role("button", name="Create plan").click()
     expect(page.get_by_role("status")).to_have_text("Saved.")
-    shoot(page, "plan-editor")
+    shoot(page, "plan-editor", screenshots)
 
     # A company, subscribed to the plan.
     page.goto("/console/companies")
@@ -136,16 +142,16 @@ def test_console_in_chromium__catalog_to_customer_with_override_and_usage(
     expect(row.locator(".ent-reason")).to_contain_text("override")
     row.get_by_text("why?").click()
     expect(row.locator(".why")).to_contain_text("until 2099-01-01 00:00 UTC")
-    shoot(page, "company")
+    shoot(page, "company", screenshots)
 
     # Every change is in the audit log as the console user's.
     page.goto("/console/audit")
     expect(page.locator("td.actor").first).to_have_text(f"console:{EMAIL}")
-    shoot(page, "audit-log")
+    shoot(page, "audit-log", screenshots)
 
     # At phone width the page still fits the screen (no sideways scrolling of the page).
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/console/companies/acme")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1
-    shoot(page, "company-phone")
+    shoot(page, "company-phone", screenshots)
