@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from tierkit import __version__
 from tierkit.server.api.errors import BodySizeLimit, install_error_handlers
 from tierkit.server.api.routes import (
+    catalog,
     checks,
     companies,
     credits,
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         environment.router,
         features.router,
         plans.router,
+        catalog.router,
         companies.router,
         users.router,
         kickplan.router,
