@@ -12,7 +12,7 @@ from rich.markup import escape
 from tierkit.cli.catalog_files import CatalogFileError, line_of, parse_yaml, to_yaml
 from tierkit.cli.context import err, out
 from tierkit.cli.remote import ApiKey, ServerError, ServerUrl, call, request, server_client
-from tierkit.server.api.schemas.catalog import catalog_schema
+from tierkit.server.api.schemas.catalog import PUBLIC_SCHEMA_PATH, catalog_schema
 
 catalog = typer.Typer(
     help="Export, diff and apply the catalog as a YAML file (talks to a running server).",
@@ -42,7 +42,7 @@ def export(
     create bodies. The first line points editors at the server's JSON Schema."""
     with server_client(url, key, _TIMEOUT) as client:
         data = call(client, "GET", "/v1/catalog")
-    text = to_yaml(data, f"{url.rstrip('/')}/v1/catalog/schema")
+    text = to_yaml(data, f"{url.rstrip('/')}{PUBLIC_SCHEMA_PATH}")
     if output is None:
         out.file.write(text)
     else:
@@ -153,6 +153,6 @@ def _show(value: Any) -> str:
 def schema() -> None:
     """Print the JSON Schema of catalog files.
 
-    The server serves it at /v1/catalog/schema; the repository keeps it as
-    docs/catalog.schema.json."""
+    The server serves it at /catalog.schema.json (no key needed) and /v1/catalog/schema; the
+    repository keeps it as docs/catalog.schema.json."""
     out.file.write(json.dumps(catalog_schema(), indent=2, ensure_ascii=False) + "\n")

@@ -100,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         features.router,
         plans.router,
         catalog.router,
+        catalog.public,
         companies.router,
         users.router,
         kickplan.router,

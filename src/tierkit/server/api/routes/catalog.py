@@ -9,10 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from tierkit.server.api.dependencies import SecretKey, ServicesDep
+from tierkit.server.api.dependencies import AnyKey, SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.schemas.catalog import (
-    SCHEMA_PATH,
+    PUBLIC_SCHEMA_PATH,
     CatalogApply,
     CatalogApplyOut,
     CatalogFile,
@@ -21,6 +21,7 @@ from tierkit.server.api.schemas.catalog import (
 )
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"], route_class=StrictJSONRoute)
+public = APIRouter(tags=["catalog"])
 
 
 @router.get("", response_model=None, responses={200: {"model": CatalogFile}})
@@ -32,9 +33,17 @@ def export(principal: SecretKey, services: ServicesDep) -> JSONResponse:
     return JSONResponse(export_catalog(services.catalog.export(principal.environment_id)))
 
 
-@router.get(SCHEMA_PATH.removeprefix("/v1/catalog"))
-def schema() -> dict[str, Any]:
-    """The JSON Schema of catalog files, for editors; no key needed (it holds no data)."""
+@router.get("/schema")
+def schema(principal: AnyKey) -> dict[str, Any]:
+    """The JSON Schema of catalog files; any key of the environment (publishable too). For
+    editors, which send no key, the same schema is at `/catalog.schema.json`."""
+    return catalog_schema()
+
+
+@public.get(PUBLIC_SCHEMA_PATH, include_in_schema=False)
+def public_schema() -> dict[str, Any]:
+    """The JSON Schema of catalog files, without a key (like `/openapi.json`): it holds no
+    data, and editors fetch it from a file's `# yaml-language-server: $schema=` line."""
     return catalog_schema()
 
 

@@ -32,7 +32,8 @@ from tierkit.server.services.catalog_diff import Action, CatalogDiff, FieldChang
 from tierkit.server.services.catalog_document import CatalogDocument, FeatureEntry
 from tierkit.server.services.credits import NewBundle
 
-SCHEMA_PATH = "/v1/catalog/schema"
+PUBLIC_SCHEMA_PATH = "/catalog.schema.json"
+"""Where editors fetch the schema of catalog files (no key, like `/openapi.json`)."""
 
 
 class CatalogFeature(FeatureCreate):
@@ -236,7 +237,7 @@ class CatalogApplyOut(OutputModel):
 
 class CatalogApply(InputModel):
     catalog: dict[str, Any] = Field(
-        description=f"A catalog file's data; its JSON Schema is at `{SCHEMA_PATH}`."
+        description=f"A catalog file's data; its JSON Schema is at `{PUBLIC_SCHEMA_PATH}`."
     )
     dry_run: Flag = Field(
         default=False, description="Report the changes (and any error) without writing them."
