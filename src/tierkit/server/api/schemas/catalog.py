@@ -127,7 +127,20 @@ def _entitlement(entitlement: Entitlement) -> Any:
 
 
 def _plan(plan: Plan) -> Any:
-    return {**jsonable(plan), "entitlements": [_entitlement(e) for e in plan.entitlements]}
+    return {
+        **jsonable(plan),
+        "entitlements": [_entitlement(e) for e in plan.entitlements],
+        # PostgreSQL's JSONB keeps no key order: sorted, every database writes the same file.
+        "metadata": _sorted_keys(jsonable(plan.metadata)),
+    }
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def _bundle(bundle: NewBundle) -> Any:
