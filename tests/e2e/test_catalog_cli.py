@@ -1,5 +1,8 @@
 """`tierkit catalog diff|apply|export` against a real server process: the demo file applied to
-an empty environment, diffs with their exit codes, a refused archive, a bad file's line."""
+an empty environment, diffs with their exit codes, a refused archive, a bad file's line.
+
+On SQLite only: the commands speak HTTP, and the server side runs on both databases in
+tests/integration/test_catalog_apply.py."""
 
 from __future__ import annotations
 
@@ -7,7 +10,13 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.conftest import ServerProcess, run_tierkit
+from tierkit.server.db import Database
+from tierkit.server.db.migrate import create_schema
+from tierkit.server.services.api_keys import KeyKind
+from tierkit.server.services.container import Services
 
 StartServer = Callable[..., ServerProcess]
 
@@ -16,15 +25,25 @@ def _body(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
 
 
+def _empty_database_and_key(url: str) -> str:
+    """Migrated, with the default environments; a secret key of development."""
+    database = Database(url)
+    try:
+        create_schema(database)
+        services = Services.build(database)
+        services.environments.ensure_default_environments()
+        return services.api_keys.create_key("development", KeyKind.SECRET, "e2e")[1]
+    finally:
+        database.dispose()
+
+
 def test_catalog_cli__demo_file_diffed_applied_exported__same_file_back(
-    empty_database_url: str, start_server: StartServer, tmp_path: Path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
     # Given a server on an empty database, and the demo's catalog file
-    run_tierkit("migrate", database_url=empty_database_url)
-    server = start_server("serve", database_url=empty_database_url)
-    key = run_tierkit(
-        "keys", "create", "-e", "development", database_url=empty_database_url
-    ).stdout.strip()
+    database_url = f"sqlite:///{tmp_path}/tierkit.db"
+    key = _empty_database_and_key(database_url)
+    server = start_server("serve", database_url=database_url)
     remote = ("--url", server.url, "--key", key)
     demo = resources.files("tierkit.server.demo").joinpath("catalog.yaml").read_text()
     file = tmp_path / "catalog.yaml"
@@ -55,6 +74,7 @@ def test_catalog_cli__demo_file_diffed_applied_exported__same_file_back(
     diff = run_tierkit("catalog", "diff", str(file), *remote, check=False)
     refused = run_tierkit("catalog", "apply", str(file), *remote, check=False)
     run_tierkit("catalog", "apply", str(file), *remote, "--allow-archive")
+    archived = httpx.get(f"{server.url}/v1/plans/ai_pack", headers={"X-Api-Key": key})
 
     # Then the diff shows both, apply refuses the archive until allowed
     assert diff.returncode == 2
@@ -64,7 +84,7 @@ def test_catalog_cli__demo_file_diffed_applied_exported__same_file_back(
     assert '"amount": 3900' in diff.stdout
     assert refused.returncode == 1
     assert "--allow-archive" in refused.stderr
-    assert "status: archived" in run_tierkit("catalog", "export", *remote).stdout
+    assert archived.json()["status"] == "archived"
 
     # When a file has a bad value, the error names its line and path, without a traceback
     bad = edited.replace("{feature: projects, value: 5}", "{feature: projects, value: lots}")
