@@ -153,6 +153,8 @@ def test_catalog_apply__one_change_of_every_kind__diffed_refused_then_applied(
     assert applied(api, BASE)["summary"] == {"create": 10, "update": 0, "archive": 0}
     put = api.put("/v1/companies/acme", json={"plan": "pro"})
     assert put.status_code in (200, 201), put.text
+    check = api.post("/v1/check", json={"company": "acme", "feature": "projects"}).json()
+    assert check["value"] == 10  # and the catalog is now cached
     before = snapshot(api)
 
     # When the edited file is diffed (a dry run)

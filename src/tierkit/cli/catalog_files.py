@@ -15,6 +15,17 @@ class CatalogFileError(Exception):
     """A file that is not a catalog: its message names the line."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as JSON sees it: `2026-01-01` stays the text it is (the API reads its own
+    timestamps), rather than a date that JSON cannot carry."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class _Dumper(yaml.SafeDumper):
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         # Lists indented under their key, as people write them.
@@ -72,7 +83,7 @@ def to_yaml(catalog: dict[str, Any], schema_url: str | None) -> str:
 def parse_yaml(text: str, name: str) -> dict[str, Any]:
     """The file's data (a mapping), or `CatalogFileError` naming the line."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{name}, line {mark.line + 1}" if mark is not None else name
