@@ -293,6 +293,25 @@ def test_catalog_apply__archived_feature_a_plan_still_entitles__round_trips(
     assert export(production) == exported
 
 
+def test_catalog_apply__default_plan_moves_to_a_plan_earlier_in_the_file__applied(
+    api: httpx.Client,
+) -> None:
+    # Given `team` is the default plan
+    catalog = copy.deepcopy(BASE)
+    catalog["plans"][0]["is_default"] = False
+    catalog["plans"][2]["is_default"] = True
+    applied(api, catalog)
+
+    # When the file makes `free` (before it) the default instead
+    reply = applied(api, BASE)
+
+    # Then both changes are made in one apply (one default per group at every step)
+    assert fields_of(reply, "plans", "free") == {"is_default": (False, True)}
+    assert fields_of(reply, "plans", "team") == {"is_default": (True, False)}
+    defaults = [p["key"] for p in api.get("/v1/plans").json()["data"] if p["is_default"]]
+    assert defaults == ["free"]
+
+
 def test_catalog_schema__served_to_editors_without_a_key_and_committed_as_docs(
     anonymous: httpx.Client, make_client: Callable[..., httpx.Client]
 ) -> None:

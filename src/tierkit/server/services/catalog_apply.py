@@ -88,11 +88,15 @@ def _destructive(diff: CatalogDiff) -> Conflict:
     archives = diff.archives
     names = ", ".join(f"{c.kind.value.rstrip('s')} {c.key!r}" for c in archives)
     return Conflict(
-        f"The catalog omits {len(archives)} active object(s) that applying it would archive "
+        f"The catalog omits {len(archives)} object(s) that applying it would archive "
         f"({names}); pass `allow_archive` to archive them, or add them to the file.",
         code="destructive_change",
         details=[
-            ErrorDetail(f"{c.kind.value}.{c.key}", f"Would be archived ({c.kind.value}).")
+            ErrorDetail(
+                f"{c.kind.value}.{c.key}",
+                f"{c.kind.value.rstrip('s').capitalize()} {c.key!r} is not in the file: "
+                "applying it would archive it.",
+            )
             for c in archives
         ],
     )
