@@ -80,8 +80,7 @@ def test_catalog_cli__demo_file_diffed_applied_exported__same_file_back(
     assert diff.returncode == 2
     assert "- archive plan ai_pack" in diff.stdout
     assert "~ update plan pro" in diff.stdout
-    assert '"amount": 2900' in diff.stdout
-    assert '"amount": 3900' in diff.stdout
+    assert "prices.0.amount: 2900 -> 3900" in diff.stdout
     assert refused.returncode == 1
     assert "--allow-archive" in refused.stderr
     assert archived.json()["status"] == "archived"

@@ -85,8 +85,8 @@ def apply(
     Exit code: 0 applied (or nothing to change), 1 refused or failed (nothing written)."""
     reply = _apply(path, url, key, dry_run=dry_run, allow_archive=allow_archive)
     _print_changes(reply)
-    if reply["changes"]:
-        err.print("dry run: nothing was written" if dry_run else "[green]applied[/green]")
+    if reply["changes"] and dry_run:
+        err.print("dry run: nothing was written")
 
 
 def _apply(path: Path, url: str, key: str, *, dry_run: bool, allow_archive: bool) -> Any:
@@ -126,10 +126,9 @@ def _print_changes(reply: Any) -> None:
         line = escape(f"{sign} {change['action']} {noun} {change['key']}")
         out.print(f"[{color}]{line}[/{color}]")
         for field in change["fields"]:
-            before, after = _show(field["before"]), _show(field["after"])
-            out.print(
-                f"    {escape(field['field'])}: {escape(before)} [dim]->[/dim] {escape(after)}"
-            )
+            for name, before, after in _leaves(field["field"], field["before"], field["after"]):
+                shown = f"{escape(_show(before))} [dim]->[/dim] {escape(_show(after))}"
+                out.print(f"    {escape(name)}: {shown}")
     for item in reply["unmanaged"]:
         out.print(
             f"[dim]  {item['kind'].rstrip('s')} {escape(item['key'])}: not in the file, left "
@@ -139,10 +138,30 @@ def _print_changes(reply: Any) -> None:
     if not reply["changes"]:
         out.print("No changes: the catalog matches the file.")
         return
+    if reply["applied"]:
+        out.print(
+            f"[bold]Applied:[/bold] {summary['create']} created, {summary['update']} updated, "
+            f"{summary['archive']} archived."
+        )
+        return
     out.print(
         f"[bold]Plan:[/bold] {summary['create']} to create, {summary['update']} to update, "
         f"{summary['archive']} to archive."
     )
+
+
+def _leaves(name: str, before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """What differs between two values, down to the keys of mappings present on both sides
+    (`prices.0.amount: 2900 -> 3900` rather than two whole prices)."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return [(name, before, after)]
+    keys = [*before, *(key for key in after if key not in before)]
+    return [
+        leaf
+        for key in keys
+        if before.get(key) != after.get(key)
+        for leaf in _leaves(f"{name}.{key}", before.get(key), after.get(key))
+    ]
 
 
 def _show(value: Any) -> str:
