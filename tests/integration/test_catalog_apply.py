@@ -313,14 +313,15 @@ def test_catalog_apply__default_plan_moves_to_a_plan_earlier_in_the_file__applie
 
 
 def test_catalog_schema__served_to_editors_without_a_key_and_committed_as_docs(
-    anonymous: httpx.Client, make_client: Callable[..., httpx.Client]
+    anonymous: httpx.Client, api: httpx.Client, make_client: Callable[..., httpx.Client]
 ) -> None:
     public = anonymous.get("/catalog.schema.json")
-    keyed = make_client(kind=KeyKind.PUBLISHABLE).get("/v1/catalog/schema")
+    keyed = api.get("/v1/catalog/schema")
 
     assert (public.status_code, keyed.status_code) == (200, 200)
     assert public.json() == keyed.json() == catalog_schema()
     assert anonymous.get("/v1/catalog/schema").status_code == 401
+    assert make_client(kind=KeyKind.PUBLISHABLE).get("/v1/catalog/schema").status_code == 403
     committed = json.loads(DOCS_SCHEMA.read_text(encoding="utf-8"))
     assert committed == catalog_schema(), (
         "docs/catalog.schema.json is stale: tierkit catalog schema > docs/catalog.schema.json"

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from tierkit.server.api.dependencies import AnyKey, SecretKey, ServicesDep
+from tierkit.server.api.dependencies import SecretKey, ServicesDep
 from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.schemas.catalog import (
     PUBLIC_SCHEMA_PATH,
@@ -34,9 +34,9 @@ def export(principal: SecretKey, services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/schema")
-def schema(principal: AnyKey) -> dict[str, Any]:
-    """The JSON Schema of catalog files; any key of the environment (publishable too). For
-    editors, which send no key, the same schema is at `/catalog.schema.json`."""
+def schema(principal: SecretKey) -> dict[str, Any]:
+    """The JSON Schema of catalog files (a secret key, as every `/v1` route but checks and
+    the pricing table). For editors, which send no key, it is at `/catalog.schema.json`."""
     return catalog_schema()
 
 
