@@ -268,6 +268,12 @@ def act_webhook_rotate(api: httpx.Client) -> Expected:
     return Expected("webhook_endpoint.secret_rotated", "webhook_endpoint", endpoint)
 
 
+def act_catalog_apply(api: httpx.Client) -> Expected:
+    feature = {"key": "sso", "name": "SSO", "type": "boolean"}
+    ok(api.post("/v1/catalog/apply", json={"catalog": {"features": [feature]}}))
+    return Expected("feature.created", "feature", "sso")
+
+
 AUDITED: dict[tuple[str, str], Act] = {
     ("POST", "/v1/api-keys"): act_api_key_create,
     ("DELETE", "/v1/api-keys/{key_id}"): act_api_key_revoke,
@@ -300,6 +306,7 @@ AUDITED: dict[tuple[str, str], Act] = {
     ("PATCH", "/v1/webhooks/{endpoint_id}"): act_webhook_patch,
     ("DELETE", "/v1/webhooks/{endpoint_id}"): act_webhook_delete,
     ("POST", "/v1/webhooks/{endpoint_id}/rotate-secret"): act_webhook_rotate,
+    ("POST", "/v1/catalog/apply"): act_catalog_apply,
 }
 
 

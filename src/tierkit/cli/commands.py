@@ -11,6 +11,7 @@ import typer
 
 from tierkit import __version__
 from tierkit.cli.admin import environments, keys
+from tierkit.cli.catalog import catalog
 from tierkit.cli.context import (
     DEFAULT_URL,
     DatabaseUrl,
@@ -41,6 +42,7 @@ app.add_typer(environments, name="environments")
 app.add_typer(webhooks, name="webhooks")
 app.add_typer(usage, name="usage")
 app.add_typer(users, name="users")
+app.add_typer(catalog, name="catalog")
 
 Host = Annotated[str, typer.Option(envvar="TIERKIT_HOST", help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(envvar="TIERKIT_PORT", min=1, max=65535, help="TCP port.")]

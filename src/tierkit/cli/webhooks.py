@@ -3,56 +3,25 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.table import Table
 
 from tierkit.cli.context import err, out
+from tierkit.cli.remote import ApiKey, ServerUrl, call, server_client
 
 webhooks = typer.Typer(
     help="List webhook endpoints and send them test events (talks to a running server).",
     no_args_is_help=True,
 )
 
-ServerUrl = Annotated[
-    str,
-    typer.Option("--url", envvar="TIERKIT_URL", help="The server's base URL."),
-]
-ApiKey = Annotated[
-    str,
-    typer.Option("--key", envvar="TIERKIT_KEY", help="A secret API key of the environment."),
-]
-
-
-def _client(url: str, key: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=10
-    )
-
-
-def _call(client: httpx.Client, method: str, path: str) -> Any:
-    try:
-        response = client.request(method, path)
-    except httpx.HTTPError as error:
-        err.print(f"[red]error:[/red] cannot reach {client.base_url}: {error}")
-        raise typer.Exit(1) from error
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        err.print(f"[red]error:[/red] {response.status_code}: {message}")
-        raise typer.Exit(1)
-    return response.json()
-
 
 @webhooks.command("list")
 def list_webhooks(url: ServerUrl = "http://127.0.0.1:8000", key: ApiKey = "") -> None:
     """The environment's endpoints."""
-    with _client(url, key) as client:
-        endpoints = _call(client, "GET", "/v1/webhooks")["data"]
+    with server_client(url, key) as client:
+        endpoints = call(client, "GET", "/v1/webhooks")["data"]
     table = Table("id", "url", "events", "enabled", "failing since")
     for endpoint in endpoints:
         table.add_row(
@@ -77,13 +46,13 @@ def send_test_event(
     """Send a `webhook.test` event to an endpoint and report the receiver's answer.
 
     Exits 1 when the receiver did not answer 2xx, or no attempt was made within `--wait`."""
-    with _client(url, key) as client:
-        delivery = _call(client, "POST", f"/v1/webhooks/{endpoint_id}/test")
+    with server_client(url, key) as client:
+        delivery = call(client, "POST", f"/v1/webhooks/{endpoint_id}/test")
         err.print(f"sent {delivery['event_id']} (delivery {delivery['id']}); waiting for it...")
         deadline = time.monotonic() + wait
         attempt = None
         while time.monotonic() < deadline:
-            page = _call(client, "GET", f"/v1/webhooks/{endpoint_id}/deliveries?limit=20")
+            page = call(client, "GET", f"/v1/webhooks/{endpoint_id}/deliveries?limit=20")
             found = next((d for d in page["data"] if d["id"] == delivery["id"]), None)
             if found is not None and found["attempt_log"]:
                 attempt = found["attempt_log"][0]

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from tierkit import __version__
 from tierkit.server.api.errors import BodySizeLimit, install_error_handlers
 from tierkit.server.api.routes import (
+    catalog,
     checks,
     companies,
     credits,
@@ -99,6 +100,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         environment.router,
         features.router,
         plans.router,
+        catalog.router,
+        catalog.public,
         companies.router,
         users.router,
         kickplan.router,

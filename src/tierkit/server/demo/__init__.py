@@ -13,15 +13,13 @@ from typing import Any
 
 import yaml
 
-from tierkit.server.api.schemas.credits import BundleCreate, CreditTypeCreate
+from tierkit.server.api.schemas.catalog import CatalogFile
 from tierkit.server.api.schemas.customers import (
     CompanyUpsert,
     OverrideBody,
     SubscriptionCreate,
     UserUpsert,
 )
-from tierkit.server.api.schemas.features import FeatureCreate
-from tierkit.server.api.schemas.plans import PlanCreate
 from tierkit.server.api.schemas.usage import TrackEvent
 from tierkit.server.services.container import Services
 
@@ -50,22 +48,12 @@ def is_catalog_empty(services: Services, environment_id: str) -> bool:
 
 
 def load_demo_catalog(services: Services, environment_id: str) -> DemoLoaded:
-    """Create the demo's features and plans in the environment (which must not have them)."""
-    catalog = read_demo_catalog()
-    credits = [CreditTypeCreate.model_validate(c) for c in catalog.get("credits", [])]
-    features = [FeatureCreate.model_validate(f).to_feature() for f in catalog["features"]]
-    plans = [PlanCreate.model_validate(p).to_plan() for p in catalog["plans"]]
-    bundles = [BundleCreate.model_validate(b).to_new_bundle() for b in catalog.get("bundles", [])]
-    for credit in credits:
-        services.credits.create_credit_type(environment_id, credit.key, credit.name, credit.unit)
-    for feature in features:
-        services.features.create_feature(environment_id, feature)
-    for plan in plans:
-        services.plans.create_plan(environment_id, plan)
-    for bundle in bundles:
-        services.credits.create_bundle(environment_id, bundle)
+    """Apply the demo's catalog file to the environment (as `tierkit catalog apply` would),
+    then create its customers."""
+    document = CatalogFile.model_validate(read_demo_catalog()).to_document()
+    services.catalog.apply(environment_id, document)
     companies, users = load_demo_customers(services, environment_id)
-    return DemoLoaded(len(features), len(plans), companies, users)
+    return DemoLoaded(len(document.features), len(document.plans), companies, users)
 
 
 def load_demo_customers(services: Services, environment_id: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from tierkit.server.db import Database
 from tierkit.server.services.accounts import AccountService
 from tierkit.server.services.api_keys import ApiKeyService
 from tierkit.server.services.audit import AuditService
+from tierkit.server.services.catalog_apply import CatalogService
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.checks import CheckService
@@ -39,6 +40,7 @@ class Services:
     api_keys: ApiKeyService
     features: FeatureService
     plans: PlanService
+    catalog: CatalogService
     companies: CompanyService
     customers: CustomerService
     subscriptions: SubscriptionService
@@ -73,13 +75,19 @@ class Services:
 
         user_changed = feed.user_hook(checks.user_changed)
         events = EventService(database, clock, catalogs, customer(ChangeKind.USAGE), user_changed)
+        features = FeatureService(database, clock, catalog_changed)
+        plans = PlanService(database, clock, catalog_changed)
+        credits = CreditService(
+            database, clock, catalogs, catalog_changed, customer(ChangeKind.CREDITS)
+        )
         return cls(
             database=database,
             clock=clock,
             environments=EnvironmentService(database, clock),
             api_keys=ApiKeyService(database, clock),
-            features=FeatureService(database, clock, catalog_changed),
-            plans=PlanService(database, clock, catalog_changed),
+            features=features,
+            plans=plans,
+            catalog=CatalogService(database, features, plans, credits, catalog_changed),
             companies=CompanyService(database, clock, customer(ChangeKind.COMPANY)),
             customers=CustomerService(database, clock, customer(ChangeKind.COMPANY)),
             subscriptions=SubscriptionService(database, clock, customer(ChangeKind.SUBSCRIPTION)),
@@ -90,9 +98,7 @@ class Services:
             events=events,
             usage=UsageService(database, clock, catalogs, checks),
             pricing=PricingService(clock, catalogs, checks),
-            credits=CreditService(
-                database, clock, catalogs, catalog_changed, customer(ChangeKind.CREDITS)
-            ),
+            credits=credits,
             changes=feed,
             sdk=SdkService(clock, checks, events),
             webhooks=WebhookService(database, clock),

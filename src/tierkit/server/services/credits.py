@@ -370,6 +370,20 @@ def _bundle_record(row: CreditBundleRow) -> BundleRecord:
     )
 
 
+def _write_bundle(
+    session: Session, environment_id: str, row: CreditBundleRow, new: NewBundle
+) -> None:
+    credit = _credit_type(session, environment_id, new.credit)
+    if credit is None:
+        raise credit_not_found(new.credit, "credit")
+    row.name = new.name
+    row.credit_type = credit
+    row.amount = new.amount
+    row.currency = new.currency
+    row.price = new.price
+    row.expires_in_days = new.expires_in_days
+
+
 def _type_record(row: CreditTypeRow) -> CreditTypeRecord:
     return CreditTypeRecord(row.id, row.key, row.name, row.unit, row.created_at)
 
@@ -404,25 +418,47 @@ class CreditService:
     ) -> CreditTypeRecord:
         try:
             with self._db.write() as session:
-                row = CreditTypeRow(
-                    id=new_id("crd"),
-                    environment_id=environment_id,
-                    key=key,
-                    name=name,
-                    unit=unit,
-                    created_at=self._clock(),
-                )
-                session.add(row)
-                session.flush()
-                created = _type_record(row)
-                ChangeLog(session, environment_id, row.created_at).record(
-                    "credit_type.created", ("credit_type", key), None, created
-                )
-                return created
+                return self.create_credit_type_in(session, environment_id, key, name, unit)
         except IntegrityError as error:
             raise Conflict(
                 f"A credit type {key!r} exists already.", code="credit_exists", param="key"
             ) from error
+
+    def create_credit_type_in(
+        self, session: Session, environment_id: str, key: str, name: str, unit: str | None
+    ) -> CreditTypeRecord:
+        """`create_credit_type` in the caller's transaction (which invalidates the catalog)."""
+        row = CreditTypeRow(
+            id=new_id("crd"),
+            environment_id=environment_id,
+            key=key,
+            name=name,
+            unit=unit,
+            created_at=self._clock(),
+        )
+        session.add(row)
+        session.flush()
+        created = _type_record(row)
+        ChangeLog(session, environment_id, row.created_at).record(
+            "credit_type.created", ("credit_type", key), None, created
+        )
+        return created
+
+    def update_credit_type_in(
+        self, session: Session, environment_id: str, key: str, name: str, unit: str | None
+    ) -> CreditTypeRecord:
+        """Rename a credit type or change its unit, in the caller's transaction."""
+        row = _credit_type(session, environment_id, key)
+        if row is None:
+            raise credit_not_found(key)
+        before = _type_record(row)
+        row.name, row.unit = name, unit
+        session.flush()
+        after = _type_record(row)
+        ChangeLog(session, environment_id, self._clock()).record(
+            "credit_type.updated", ("credit_type", key), before, after
+        )
+        return after
 
     def list_credit_types(self, environment_id: str) -> list[CreditTypeRecord]:
         with self._db.read() as session:
@@ -444,32 +480,47 @@ class CreditService:
         """A bundle: `amount` credits sold for `price` minor units of `currency`."""
         try:
             with self._db.write() as session:
-                credit = _credit_type(session, environment_id, new.credit)
-                if credit is None:
-                    raise credit_not_found(new.credit, "credit")
-                row = CreditBundleRow(
-                    id=new_id("bnd"),
-                    environment_id=environment_id,
-                    key=new.key,
-                    name=new.name,
-                    credit_type=credit,
-                    amount=new.amount,
-                    currency=new.currency,
-                    price=new.price,
-                    expires_in_days=new.expires_in_days,
-                    created_at=self._clock(),
-                )
-                session.add(row)
-                session.flush()
-                bundle = _bundle_record(row)
-                ChangeLog(session, environment_id, row.created_at).record(
-                    "credit_bundle.created", ("credit_bundle", new.key), None, bundle
-                )
-                return bundle
+                return self.create_bundle_in(session, environment_id, new)
         except IntegrityError as error:
             raise Conflict(
                 f"A bundle {new.key!r} exists already.", code="bundle_exists", param="key"
             ) from error
+
+    def create_bundle_in(
+        self, session: Session, environment_id: str, new: NewBundle
+    ) -> BundleRecord:
+        """`create_bundle` in the caller's transaction."""
+        row = CreditBundleRow(
+            id=new_id("bnd"), environment_id=environment_id, key=new.key, created_at=self._clock()
+        )
+        _write_bundle(session, environment_id, row, new)
+        session.add(row)
+        session.flush()
+        bundle = _bundle_record(row)
+        ChangeLog(session, environment_id, row.created_at).record(
+            "credit_bundle.created", ("credit_bundle", new.key), None, bundle
+        )
+        return bundle
+
+    def update_bundle_in(
+        self, session: Session, environment_id: str, new: NewBundle
+    ) -> BundleRecord:
+        """Change bundle `new.key` to `new` (purchases made already keep their grants)."""
+        row = session.scalar(
+            select(CreditBundleRow).where(
+                CreditBundleRow.environment_id == environment_id, CreditBundleRow.key == new.key
+            )
+        )
+        if row is None:
+            raise NotFound(f"There is no bundle {new.key!r}.", code="bundle_not_found")
+        before = _bundle_record(row)
+        _write_bundle(session, environment_id, row, new)
+        session.flush()
+        after = _bundle_record(row)
+        ChangeLog(session, environment_id, self._clock()).record(
+            "credit_bundle.updated", ("credit_bundle", new.key), before, after
+        )
+        return after
 
     def list_bundles(self, environment_id: str) -> list[BundleRecord]:
         with self._db.read() as session:

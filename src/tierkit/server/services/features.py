@@ -124,29 +124,35 @@ class FeatureService:
 
     @changes_catalog
     def create_feature(self, environment_id: str, feature: Feature) -> FeatureRecord:
-        raise_problems(check_feature(feature), "The feature has")
-        now = self._clock()
         try:
             with self._db.write() as session:
-                if session.scalar(
-                    select(FeatureRow.id).where(
-                        FeatureRow.environment_id == environment_id, FeatureRow.key == feature.key
-                    )
-                ):
-                    raise _feature_exists(feature.key)
-                row = FeatureRow(
-                    id=new_id("feat"), environment_id=environment_id, created_at=now, updated_at=now
-                )
-                write_feature_row(row, feature)
-                session.add(row)
-                session.flush()
-                created = _to_record(row)
-                ChangeLog(session, environment_id, now).record(
-                    "feature.created", ("feature", feature.key), None, created
-                )
-                return created
+                return self.create_feature_in(session, environment_id, feature)
         except IntegrityError as error:  # a concurrent create of the same key
             raise _feature_exists(feature.key) from error
+
+    def create_feature_in(
+        self, session: Session, environment_id: str, feature: Feature
+    ) -> FeatureRecord:
+        """Create a feature in the caller's transaction (which invalidates the catalog)."""
+        raise_problems(check_feature(feature), "The feature has")
+        now = self._clock()
+        if session.scalar(
+            select(FeatureRow.id).where(
+                FeatureRow.environment_id == environment_id, FeatureRow.key == feature.key
+            )
+        ):
+            raise _feature_exists(feature.key)
+        row = FeatureRow(
+            id=new_id("feat"), environment_id=environment_id, created_at=now, updated_at=now
+        )
+        write_feature_row(row, feature)
+        session.add(row)
+        session.flush()
+        created = _to_record(row)
+        ChangeLog(session, environment_id, now).record(
+            "feature.created", ("feature", feature.key), None, created
+        )
+        return created
 
     @changes_catalog
     def update_feature(
@@ -154,19 +160,25 @@ class FeatureService:
     ) -> FeatureRecord:
         """Apply `changes` (engine-typed field values); every plan using it must still fit."""
         with self._db.write() as session:
-            row = find_feature_row(session, environment_id, key)
-            before = _to_record(row)
-            feature = replace(before.feature, **changes)
-            raise_problems(check_feature(feature), "The feature has")
-            _refit_plans(session, row, feature)
-            write_feature_row(row, feature)
-            row.updated_at = self._clock()
-            session.flush()
-            after = _to_record(row)
-            ChangeLog(session, environment_id, row.updated_at).record(
-                "feature.updated", ("feature", key), before, after
-            )
-            return after
+            return self.update_feature_in(session, environment_id, key, changes)
+
+    def update_feature_in(
+        self, session: Session, environment_id: str, key: str, changes: Mapping[str, Any]
+    ) -> FeatureRecord:
+        """`update_feature` in the caller's transaction (which invalidates the catalog)."""
+        row = find_feature_row(session, environment_id, key)
+        before = _to_record(row)
+        feature = replace(before.feature, **changes)
+        raise_problems(check_feature(feature), "The feature has")
+        _refit_plans(session, row, feature)
+        write_feature_row(row, feature)
+        row.updated_at = self._clock()
+        session.flush()
+        after = _to_record(row)
+        ChangeLog(session, environment_id, row.updated_at).record(
+            "feature.updated", ("feature", key), before, after
+        )
+        return after
 
     def get_rules(self, environment_id: str, key: str) -> list[Rule]:
         with self._db.read() as session:
@@ -177,25 +189,31 @@ class FeatureService:
     def put_rules(self, environment_id: str, key: str, rules: Sequence[Rule]) -> list[Rule]:
         """Replace a feature's rules (in order; the first match wins) after checking them all."""
         with self._db.write() as session:
-            row = find_feature_row(session, environment_id, key)
-            features = {
-                r.key: to_feature(r)
-                for r in session.scalars(
-                    select(FeatureRow).where(FeatureRow.environment_id == environment_id)
-                )
-            }
-            plans = set(
-                session.scalars(select(PlanRow.key).where(PlanRow.environment_id == environment_id))
+            return self.put_rules_in(session, environment_id, key, rules)
+
+    def put_rules_in(
+        self, session: Session, environment_id: str, key: str, rules: Sequence[Rule]
+    ) -> list[Rule]:
+        """`put_rules` in the caller's transaction (which invalidates the catalog)."""
+        row = find_feature_row(session, environment_id, key)
+        features = {
+            r.key: to_feature(r)
+            for r in session.scalars(
+                select(FeatureRow).where(FeatureRow.environment_id == environment_id)
             )
-            raise_problems(check_rules(features[key], rules, features, plans), "The rules have")
-            before = {**jsonable(_to_record(row)), "rules": list(row.rules or ())}
-            row.rules = [rule_to_json(rule) for rule in rules] or None
-            row.updated_at = self._clock()
-            after = {**jsonable(_to_record(row)), "rules": row.rules or []}
-            ChangeLog(session, environment_id, row.updated_at).record(
-                "feature.updated", ("feature", key), before, after
-            )
-            return list(rules)
+        }
+        plans = set(
+            session.scalars(select(PlanRow.key).where(PlanRow.environment_id == environment_id))
+        )
+        raise_problems(check_rules(features[key], rules, features, plans), "The rules have")
+        before = {**jsonable(_to_record(row)), "rules": list(row.rules or ())}
+        row.rules = [rule_to_json(rule) for rule in rules] or None
+        row.updated_at = self._clock()
+        after = {**jsonable(_to_record(row)), "rules": row.rules or []}
+        ChangeLog(session, environment_id, row.updated_at).record(
+            "feature.updated", ("feature", key), before, after
+        )
+        return list(rules)
 
     @changes_catalog
     def delete_feature(self, environment_id: str, key: str) -> None:

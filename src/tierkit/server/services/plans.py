@@ -157,58 +157,66 @@ class PlanService:
 
     @changes_catalog
     def create_plan(self, environment_id: str, plan: Plan) -> PlanRecord:
-        now = self._clock()
         try:
             with self._db.write() as session:
-                if session.scalar(
-                    select(PlanRow.id).where(
-                        PlanRow.environment_id == environment_id, PlanRow.key == plan.key
-                    )
-                ):
-                    raise Conflict(
-                        f"A plan {plan.key!r} already exists.", code="plan_exists", param="key"
-                    )
-                row = PlanRow(
-                    id=new_id("plan"), environment_id=environment_id, created_at=now, updated_at=now
-                )
-                self._store(session, environment_id, row, plan, replace_lines=True)
-                session.add(row)
-                session.flush()
-                created = _to_record(row)
-                ChangeLog(session, environment_id, now).record(
-                    "plan.created", ("plan", plan.key), None, created
-                )
-                return created
+                return self.create_plan_in(session, environment_id, plan)
         except IntegrityError as error:
             raise _concurrent_change() from error
+
+    def create_plan_in(self, session: Session, environment_id: str, plan: Plan) -> PlanRecord:
+        """`create_plan` in the caller's transaction (which invalidates the catalog)."""
+        now = self._clock()
+        if session.scalar(
+            select(PlanRow.id).where(
+                PlanRow.environment_id == environment_id, PlanRow.key == plan.key
+            )
+        ):
+            raise Conflict(f"A plan {plan.key!r} already exists.", code="plan_exists", param="key")
+        row = PlanRow(
+            id=new_id("plan"), environment_id=environment_id, created_at=now, updated_at=now
+        )
+        self._store(session, environment_id, row, plan, replace_lines=True)
+        session.add(row)
+        session.flush()
+        created = _to_record(row)
+        ChangeLog(session, environment_id, now).record(
+            "plan.created", ("plan", plan.key), None, created
+        )
+        return created
 
     @changes_catalog
     def update_plan(self, environment_id: str, key: str, changes: Mapping[str, Any]) -> PlanRecord:
         """Apply `changes`; `entitlements` and `prices`, when given, replace the lists whole."""
         try:
             with self._db.write() as session:
-                row = find_plan_row(session, environment_id, key)
-                before = _to_record(row)
-                plan = replace(before.plan, **changes)
-                moved = plan.type.value != row.type or plan.group != row.plan_group
-                if moved and _has_subscriptions(session, row.id):
-                    raise Conflict(
-                        f"Plan {key!r} has subscriptions: its `type` and `group` cannot change "
-                        "(make a new plan and move companies to it).",
-                        code="plan_in_use",
-                        param="type" if plan.type.value != row.type else "group",
-                    )
-                replace_lines = "entitlements" in changes or "prices" in changes
-                self._store(session, environment_id, row, plan, replace_lines=replace_lines)
-                row.updated_at = self._clock()
-                session.flush()
-                after = _to_record(row)
-                ChangeLog(session, environment_id, row.updated_at).record(
-                    "plan.updated", ("plan", key), before, after
-                )
-                return after
+                return self.update_plan_in(session, environment_id, key, changes)
         except IntegrityError as error:
             raise _concurrent_change() from error
+
+    def update_plan_in(
+        self, session: Session, environment_id: str, key: str, changes: Mapping[str, Any]
+    ) -> PlanRecord:
+        """`update_plan` in the caller's transaction (which invalidates the catalog)."""
+        row = find_plan_row(session, environment_id, key)
+        before = _to_record(row)
+        plan = replace(before.plan, **changes)
+        moved = plan.type.value != row.type or plan.group != row.plan_group
+        if moved and _has_subscriptions(session, row.id):
+            raise Conflict(
+                f"Plan {key!r} has subscriptions: its `type` and `group` cannot change "
+                "(make a new plan and move companies to it).",
+                code="plan_in_use",
+                param="type" if plan.type.value != row.type else "group",
+            )
+        replace_lines = "entitlements" in changes or "prices" in changes
+        self._store(session, environment_id, row, plan, replace_lines=replace_lines)
+        row.updated_at = self._clock()
+        session.flush()
+        after = _to_record(row)
+        ChangeLog(session, environment_id, row.updated_at).record(
+            "plan.updated", ("plan", key), before, after
+        )
+        return after
 
     @changes_catalog
     def delete_plan(self, environment_id: str, key: str) -> None:
