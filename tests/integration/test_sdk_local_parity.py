@@ -581,8 +581,12 @@ CHANGES: dict[str, tuple[Callable[[Client], object], int, Reason, str | None]] =
         Reason.OVERRIDE,
         None,
     ),
+    # A plan edited under its subscribers makes a new version: `acme` sees it once migrated.
     "plan_entitlement": (
-        lambda client: client.plans.set_entitlement("pro", "projects", value=20),
+        lambda client: (
+            client.plans.set_entitlement("pro", "projects", value=20),
+            client.plans.migrate("pro", from_version=1, to_version=2),
+        ),
         20,
         Reason.PLAN,
         "pro",

@@ -21,6 +21,7 @@ from tierkit.server.services.events import EventService
 from tierkit.server.services.features import FeatureService
 from tierkit.server.services.jobs import JobService
 from tierkit.server.services.overrides import OverrideService
+from tierkit.server.services.plan_migrations import PlanMigrationService
 from tierkit.server.services.plans import PlanService
 from tierkit.server.services.pricing import PricingService
 from tierkit.server.services.sdk import SdkService
@@ -38,6 +39,7 @@ class Services:
     api_keys: ApiKeyService
     features: FeatureService
     plans: PlanService
+    plan_versions: PlanMigrationService
     companies: CompanyService
     customers: CustomerService
     subscriptions: SubscriptionService
@@ -78,6 +80,9 @@ class Services:
             api_keys=ApiKeyService(database, clock),
             features=FeatureService(database, clock, catalog_changed),
             plans=PlanService(database, clock, catalog_changed),
+            plan_versions=PlanMigrationService(
+                database, clock, catalog_changed, customer(ChangeKind.SUBSCRIPTION)
+            ),
             companies=CompanyService(database, clock, customer(ChangeKind.COMPANY)),
             customers=CustomerService(database, clock, customer(ChangeKind.COMPANY)),
             subscriptions=SubscriptionService(database, clock, customer(ChangeKind.SUBSCRIPTION)),
