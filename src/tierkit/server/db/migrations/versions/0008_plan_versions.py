@@ -51,18 +51,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_versions")),
         sa.UniqueConstraint("plan_id", "version", name=op.f("uq_plan_versions_plan_id_version")),
     )
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
-    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("plan_version", sa.Integer(), nullable=False, server_default="1")
-        )
+    # The server defaults fill the existing rows (version 1); the services always write both
+    # columns. They stay: removing them would copy `plans` on SQLite, which the tables that
+    # reference it forbid once there is data.
+    op.add_column("plans", sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
+    op.add_column(
+        "subscriptions",
+        sa.Column("plan_version", sa.Integer(), nullable=False, server_default="1"),
+    )
     _snapshot_existing_plans()
-    # The defaults only filled existing rows: the services always write both columns.
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.alter_column("version", server_default=None)
-    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.alter_column("plan_version", server_default=None)
 
 
 def _snapshot_existing_plans() -> None:
@@ -127,8 +124,7 @@ def _price(row: Any) -> dict[str, Any]:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.drop_column("plan_version")
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.drop_column("version")
+    # SQLite drops a plain column in place (3.35+): no copy of the referenced tables.
+    op.drop_column("subscriptions", "plan_version")
+    op.drop_column("plans", "version")
     op.drop_table("plan_versions")
