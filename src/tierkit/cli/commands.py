@@ -19,6 +19,7 @@ from tierkit.cli.context import (
     open_services,
     out,
 )
+from tierkit.cli.plans import plans
 from tierkit.cli.webhooks import webhooks
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.add_typer(keys, name="keys")
 app.add_typer(environments, name="environments")
 app.add_typer(webhooks, name="webhooks")
+app.add_typer(plans, name="plans")
 
 Host = Annotated[str, typer.Option(envvar="TIERKIT_HOST", help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(envvar="TIERKIT_PORT", min=1, max=65535, help="TCP port.")]

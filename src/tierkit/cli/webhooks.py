@@ -3,49 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.table import Table
 
 from tierkit.cli.context import err, out
+from tierkit.cli.remote import ApiKey, ServerUrl
+from tierkit.cli.remote import call_server as _call
+from tierkit.cli.remote import server_client as _client
 
 webhooks = typer.Typer(
     help="List webhook endpoints and send them test events (talks to a running server).",
     no_args_is_help=True,
 )
-
-ServerUrl = Annotated[
-    str,
-    typer.Option("--url", envvar="TIERKIT_URL", help="The server's base URL."),
-]
-ApiKey = Annotated[
-    str,
-    typer.Option("--key", envvar="TIERKIT_KEY", help="A secret API key of the environment."),
-]
-
-
-def _client(url: str, key: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=10
-    )
-
-
-def _call(client: httpx.Client, method: str, path: str) -> Any:
-    try:
-        response = client.request(method, path)
-    except httpx.HTTPError as error:
-        err.print(f"[red]error:[/red] cannot reach {client.base_url}: {error}")
-        raise typer.Exit(1) from error
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        err.print(f"[red]error:[/red] {response.status_code}: {message}")
-        raise typer.Exit(1)
-    return response.json()
 
 
 @webhooks.command("list")
