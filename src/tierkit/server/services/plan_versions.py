@@ -53,6 +53,11 @@ def store_version(
         return
     if plan_parts_to_json(before) == parts:
         return
+    # Two edits at once take turns here, the second seeing the version the first made
+    # (PostgreSQL re-reads a row it waited for; SQLite writes one at a time).
+    latest = session.scalar(select(PlanRow.version).where(PlanRow.id == row.id).with_for_update())
+    if latest is not None and latest != row.version:
+        row.version = latest
     current = session.scalar(
         select(PlanVersionRow).where(
             PlanVersionRow.plan_id == row.id, PlanVersionRow.version == row.version
