@@ -114,6 +114,10 @@ class MigrationBatch:
         return self.remaining == 0
 
 
+_PREVIEW_CHUNK = 100
+"""Companies evaluated per transaction of a dry run."""
+
+
 class PlanMigrationService:
     def __init__(
         self,
@@ -158,51 +162,47 @@ class PlanMigrationService:
         """What moving every subscription on `from_version` to `to_version` would change.
 
         Nothing of the catalog or the subscriptions changes. Usage counters a company lacks
-        for a window are created from its events, as its next check would."""
+        for a window are created from its events, as its next check would. Companies are
+        read in chunks, each in a short transaction holding only its own companies' locks."""
         now = self._clock()
-        with self._db.write() as session:
+        with self._db.read() as session:
             row, versions = _find_versions(
                 session, environment_id, plan_key, from_version, to_version
             )
             catalog = _catalog_with(read_catalog(session, environment_id), row, versions)
-            subscriptions = session.scalars(_on_version(row.id, from_version, now)).all()
-            by_company: dict[str, list[str]] = {}
-            for sub in subscriptions:
-                by_company.setdefault(sub.company_id, []).append(sub.id)
-            lock_companies(session, list(by_company))
-            companies = session.scalars(
-                select(CompanyRow).where(CompanyRow.id.in_(by_company)).order_by(CompanyRow.key)
+            moving = session.execute(
+                _on_version(row.id, from_version, now)
+                .with_only_columns(SubscriptionRow.company_id, SubscriptionRow.id)
+                .order_by(SubscriptionRow.company_id, SubscriptionRow.id)
             ).all()
-            impacts = []
-            for company in companies:
-                moved = set(by_company[company.id])
-                before = _state(session, company, catalog, now)
-                after = replace(
-                    before,
-                    subscriptions=tuple(
-                        replace(s, plan_version=to_version) if s.id in moved else s
-                        for s in before.subscriptions
-                    ),
-                )
-                after = _with_counted_usage(session, company.id, catalog, after, now)
-                impact = _impact(
-                    catalog,
-                    company=company.key,
-                    subscriptions=sorted(moved),
-                    before=before,
-                    after=after,
-                    now=now,
-                )
-                if impact.changes or impact.over_limit:
-                    impacts.append(impact)
-            return ImpactReport(
-                plan_key,
-                from_version,
-                to_version,
-                len(companies),
-                len(subscriptions),
-                impacts,
-            )
+        by_company: dict[str, list[str]] = {}
+        for company_id, subscription_id in moving:
+            by_company.setdefault(company_id, []).append(subscription_id)
+        company_ids = sorted(by_company)
+        impacts = []
+        for start in range(0, len(company_ids), _PREVIEW_CHUNK):
+            chunk = company_ids[start : start + _PREVIEW_CHUNK]
+            with self._db.write() as session:
+                lock_companies(session, chunk)
+                for company in session.scalars(select(CompanyRow).where(CompanyRow.id.in_(chunk))):
+                    impact = _company_impact(
+                        session,
+                        catalog,
+                        company,
+                        moved=by_company[company.id],
+                        to_version=to_version,
+                        now=now,
+                    )
+                    if impact.changes or impact.over_limit:
+                        impacts.append(impact)
+        return ImpactReport(
+            plan_key,
+            from_version,
+            to_version,
+            len(by_company),
+            len(moving),
+            sorted(impacts, key=lambda impact: impact.company),
+        )
 
     def migrate_batch(
         self,
@@ -309,6 +309,31 @@ def _catalog_with(catalog: Catalog, row: PlanRow, versions: dict[int, PlanVersio
     held = dict(catalog.plan_versions.get(row.key, {}))
     held |= {number: version_plan(latest, v) for number, v in versions.items()}
     return replace(catalog, plan_versions={**catalog.plan_versions, row.key: held})
+
+
+def _company_impact(
+    session: Session,
+    catalog: Catalog,
+    company: CompanyRow,
+    *,
+    moved: Sequence[str],
+    to_version: int,
+    now: datetime,
+) -> CompanyImpact:
+    """The company's decisions with its `moved` subscriptions on their version, then on
+    `to_version`, each with the usage its windows count."""
+    before = _state(session, company, catalog, now)
+    after = replace(
+        before,
+        subscriptions=tuple(
+            replace(s, plan_version=to_version) if s.id in moved else s
+            for s in before.subscriptions
+        ),
+    )
+    after = _with_counted_usage(session, company.id, catalog, after, now)
+    return _impact(
+        catalog, company=company.key, subscriptions=moved, before=before, after=after, now=now
+    )
 
 
 def _state(session: Session, company: CompanyRow, catalog: Catalog, now: datetime) -> CompanyState:
