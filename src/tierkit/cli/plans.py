@@ -4,6 +4,7 @@ server, so it works from a laptop or a CI job against production)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
 import typer
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tierkit.cli.context import err, out
-from tierkit.cli.remote import ApiKey, ServerUrl, call_server, server_client
+from tierkit.cli.remote import ApiKey, ServerUrl, call, server_client
 
 plans = typer.Typer(
     help="Plan versions and migrations between them (talks to a running server).",
@@ -41,8 +42,8 @@ def list_versions(
     cursor = None
     with server_client(url, key) as client:
         while True:
-            params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
-            page = call_server(client, "GET", f"/v1/plans/{plan}/versions", params=params)
+            query = urlencode({"limit": 100} | ({"cursor": cursor} if cursor else {}))
+            page = call(client, "GET", f"/v1/plans/{plan}/versions?{query}")
             for version in page["data"]:
                 table.add_row(
                     f"{version['version']}{' (current)' if version['current'] else ''}",
@@ -78,9 +79,10 @@ def migrate(  # noqa: PLR0917 - typer passes its options by name
     company would gain and lose, and who would be over a new limit."""
     path = f"/v1/plans/{plan}/migrations"
     body = {"from_version": from_version, "to_version": to_version}
-    with server_client(url, key) as client:
+    # A batch or a dry run over many companies takes longer than a plain request.
+    with server_client(url, key, timeout=300) as client:
         if dry_run:
-            _print_report(call_server(client, "POST", path, json=body | {"dry_run": True}))
+            _print_report(call(client, "POST", path, json=body | {"dry_run": True}))
             return
         moved = _run_batches(client, path, body | {"batch_size": batch_size})
     out.print(
@@ -99,7 +101,7 @@ def _run_batches(client: httpx.Client, path: str, body: dict[str, Any]) -> int:
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task("migrating", total=None)
         while True:
-            batch = call_server(client, "POST", path, json=body)
+            batch = call(client, "POST", path, json=body)
             moved += int(batch["migrated"])
             progress.update(task, completed=moved, total=moved + batch["remaining"])
             if batch["done"]:

@@ -1,5 +1,4 @@
-"""What commands that talk to a running server share: `--url`/`--key` (or `TIERKIT_URL` and
-`TIERKIT_KEY`), an HTTP client holding the key, and calls that exit with the server's error."""
+"""What commands that talk to a running server share: `--url`/`--key` and one way to call."""
 
 from __future__ import annotations
 
@@ -20,31 +19,44 @@ ApiKey = Annotated[
 ]
 
 
-def server_client(url: str, key: str) -> httpx.Client:
+def server_client(url: str, key: str, timeout: float = 10) -> httpx.Client:
     return httpx.Client(
-        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=60
+        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=timeout
     )
 
 
-def call_server(
-    client: httpx.Client,
-    method: str,
-    path: str,
-    *,
-    json: Any = None,
-    params: dict[str, Any] | None = None,
-) -> Any:
-    """The reply's JSON; on a transport error or an error reply, say why and exit 1."""
+class ServerError(Exception):
+    """The server answered with an error envelope."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", ""))
+        self.status = status
+        self.error = error
+
+
+def request(client: httpx.Client, method: str, path: str, *, json: Any = None) -> Any:
+    """The reply's JSON; `ServerError` on an error reply; exits 1 when the server is out of
+    reach."""
     try:
-        response = client.request(method, path, json=json, params=params)
+        response = client.request(method, path, json=json)
     except httpx.HTTPError as error:
         err.print(f"[red]error:[/red] cannot reach {client.base_url}: {error}")
         raise typer.Exit(1) from error
     if response.status_code >= 400:
         try:
-            message = response.json()["error"]["message"]
+            body = response.json()["error"]
+            if not isinstance(body, dict):
+                raise TypeError
         except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        err.print(f"[red]error:[/red] {response.status_code}: {message}")
-        raise typer.Exit(1)
+            body = {"message": response.text[:200] or response.reason_phrase}
+        raise ServerError(response.status_code, body)
     return response.json()
+
+
+def call(client: httpx.Client, method: str, path: str, *, json: Any = None) -> Any:
+    """`request`, printing an error reply's message and exiting 1."""
+    try:
+        return request(client, method, path, json=json)
+    except ServerError as error:
+        err.print(f"[red]error:[/red] {error.status}: {error.error.get('message')}")
+        raise typer.Exit(1) from error

@@ -9,9 +9,7 @@ import typer
 from rich.table import Table
 
 from tierkit.cli.context import err, out
-from tierkit.cli.remote import ApiKey, ServerUrl
-from tierkit.cli.remote import call_server as _call
-from tierkit.cli.remote import server_client as _client
+from tierkit.cli.remote import ApiKey, ServerUrl, call, server_client
 
 webhooks = typer.Typer(
     help="List webhook endpoints and send them test events (talks to a running server).",
@@ -22,8 +20,8 @@ webhooks = typer.Typer(
 @webhooks.command("list")
 def list_webhooks(url: ServerUrl = "http://127.0.0.1:8000", key: ApiKey = "") -> None:
     """The environment's endpoints."""
-    with _client(url, key) as client:
-        endpoints = _call(client, "GET", "/v1/webhooks")["data"]
+    with server_client(url, key) as client:
+        endpoints = call(client, "GET", "/v1/webhooks")["data"]
     table = Table("id", "url", "events", "enabled", "failing since")
     for endpoint in endpoints:
         table.add_row(
@@ -48,13 +46,13 @@ def send_test_event(
     """Send a `webhook.test` event to an endpoint and report the receiver's answer.
 
     Exits 1 when the receiver did not answer 2xx, or no attempt was made within `--wait`."""
-    with _client(url, key) as client:
-        delivery = _call(client, "POST", f"/v1/webhooks/{endpoint_id}/test")
+    with server_client(url, key) as client:
+        delivery = call(client, "POST", f"/v1/webhooks/{endpoint_id}/test")
         err.print(f"sent {delivery['event_id']} (delivery {delivery['id']}); waiting for it...")
         deadline = time.monotonic() + wait
         attempt = None
         while time.monotonic() < deadline:
-            page = _call(client, "GET", f"/v1/webhooks/{endpoint_id}/deliveries?limit=20")
+            page = call(client, "GET", f"/v1/webhooks/{endpoint_id}/deliveries?limit=20")
             found = next((d for d in page["data"] if d["id"] == delivery["id"]), None)
             if found is not None and found["attempt_log"]:
                 attempt = found["attempt_log"][0]
