@@ -285,8 +285,10 @@ def test_provider__catalog_change__emits_configuration_changed_and_serves_the_ne
     changed = threading.Event()
     client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, lambda _: changed.set())
 
-    # When the plan's entitlement changes through the API
+    # When the plan's entitlement changes through the API (a new version of the plan) and
+    # acme is migrated onto it
     ok(admin.put("/v1/plans/pro/entitlements/projects", json={"value": 25}))
+    ok(admin.post("/v1/plans/pro/migrations", json={"from_version": 1, "to_version": 2}))
 
     # Then the new value is served within a second, and the handler is told
     assert wait_for(lambda: client.get_integer_value("projects", 0, ACME) == 25, FRESHNESS)

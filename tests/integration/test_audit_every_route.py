@@ -274,6 +274,14 @@ def act_catalog_apply(api: httpx.Client) -> Expected:
     return Expected("feature.created", "feature", "sso")
 
 
+def act_plan_migration(api: httpx.Client) -> Expected:
+    subscription = created_subscription(api)  # on pro, version 1
+    ok(api.put("/v1/plans/pro/entitlements/projects", json={"value": 20}))  # version 2
+    body = {"from_version": 1, "to_version": 2, "dry_run": False}
+    ok(api.post("/v1/plans/pro/migrations", json=body))
+    return Expected("subscription.updated", "subscription", subscription)
+
+
 AUDITED: dict[tuple[str, str], Act] = {
     ("POST", "/v1/api-keys"): act_api_key_create,
     ("DELETE", "/v1/api-keys/{key_id}"): act_api_key_revoke,
@@ -307,6 +315,7 @@ AUDITED: dict[tuple[str, str], Act] = {
     ("DELETE", "/v1/webhooks/{endpoint_id}"): act_webhook_delete,
     ("POST", "/v1/webhooks/{endpoint_id}/rotate-secret"): act_webhook_rotate,
     ("POST", "/v1/catalog/apply"): act_catalog_apply,
+    ("POST", "/v1/plans/{key}/migrations"): act_plan_migration,
 }
 
 

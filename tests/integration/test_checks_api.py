@@ -133,6 +133,10 @@ def test_check__after_a_plan_change__answers_from_the_new_catalog(catalog: httpx
 
     catalog.put("/v1/plans/pro/entitlements/projects", json={"value": 50}).raise_for_status()
 
+    # acme keeps its plan version (grandfathered) until migrated onto the new one
+    assert _check(catalog, "acme", "projects")["value"] == 10
+    body = {"from_version": 1, "to_version": 2}
+    catalog.post("/v1/plans/pro/migrations", json=body).raise_for_status()
     assert _check(catalog, "acme", "projects")["value"] == 50
 
 

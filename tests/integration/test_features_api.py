@@ -300,7 +300,7 @@ def test_openapi__catalog_operations__are_named_after_their_route_functions(
         if isinstance(route, APIRoute)
         for method in route.methods or ()
     }
-    assert len(expected) == 15
+    assert len(expected) == 17
     assert {route: by_route.get(route) for route in expected} == expected
     assert {
         "create_feature",
@@ -316,6 +316,8 @@ def test_openapi__catalog_operations__are_named_after_their_route_functions(
         "put_plan_entitlement",
         "delete_plan_entitlement",
         "list_plan_features",
+        "list_plan_versions",
+        "migrate_plan_version",
         "get_feature_rules",
         "put_feature_rules",
     } <= set(by_route.values())

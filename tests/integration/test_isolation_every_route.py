@@ -77,6 +77,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/ofrep/v1/evaluate/flags/{key}"): {"context": {"targetingKey": "zz_acme"}},
     ("POST", "/v1/companies/{key}/credit-grants"): {"credit": "zz_ai", "amount": 1},
     ("PATCH", "/v1/webhooks/{endpoint_id}"): {"description": "other"},
+    ("POST", "/v1/plans/{key}/migrations"): {"from_version": 1, "to_version": 2},
     # routes without path parameters, for the publishable matrix
     ("POST", "/v1/check"): {"company": "zz_acme", "feature": "zz_sso"},
     ("POST", "/v1/check/bulk"): {"company": "zz_acme"},

@@ -71,6 +71,7 @@ def test_create_plan__only_key_and_name__gets_the_documented_defaults(api: httpx
         "entitlements": [],
         "prices": [],
         "credit_grants": [],
+        "version": 1,
     }
     assert get_plan(api, "free") == created
 

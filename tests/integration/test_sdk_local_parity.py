@@ -246,8 +246,15 @@ def load_vector(api: httpx.Client, vector: dict[str, Any], clock: SettableClock)
         if "meter" in body:
             body["meter"] = meters[key] = meter_for_usage(body["meter"], usage.get(key))
         ok(api.post("/v1/features", json=body))
+    # A plan with older versions starts at its oldest; `grandfather` moves it on to its latest
+    # once the subscriptions that hold an older version exist.
+    versions: dict[str, list[dict[str, Any]]] = {
+        key: sorted(held, key=lambda v: v["version"])
+        for key, held in catalog.get("plan_versions", {}).items()
+    }
     for plan in catalog["plans"]:
-        ok(api.post("/v1/plans", json={"name": plan["key"]} | plan))
+        oldest = [parts(v) for v in versions.get(plan["key"], [])[:1]]
+        ok(api.post("/v1/plans", json={"name": plan["key"]} | plan | next(iter(oldest), {})))
     for key in plan_names - {plan["key"] for plan in catalog["plans"]}:
         ok(api.post("/v1/plans", json={"key": key, "name": key}))
     for feature, rules in catalog["rules"].items():
@@ -256,8 +263,7 @@ def load_vector(api: httpx.Client, vector: dict[str, Any], clock: SettableClock)
         path = f"/v1/companies/{company['key']}"
         clock.now = now
         ok(api.put(path, json={"traits": company["traits"]}))
-        for subscription in company["subscriptions"]:
-            ok(api.post(f"{path}/subscriptions", json=subscription))
+        subscribe(api, path, company["subscriptions"], catalog, versions)
         for override in company["overrides"]:
             # The API refuses an override that has already expired (it would never apply):
             # one that has expired by `now` is made the second before it expires.
@@ -273,10 +279,56 @@ def load_vector(api: httpx.Client, vector: dict[str, Any], clock: SettableClock)
         ]
         if events:
             ok(api.post("/v1/events", json={"events": events}))
+    else:
+        grandfather(api, catalog, versions)
     user = vector["user"]
     if user is not None:
         ok(api.put(f"/v1/users/{user['key']}", json={"traits": user["traits"]}))
     clock.now = now
+
+
+def parts(plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan's versioned parts."""
+    return {key: plan.get(key, []) for key in ("entitlements", "prices", "credit_grants")}
+
+
+def subscribe(
+    api: httpx.Client,
+    path: str,
+    subscriptions: list[dict[str, Any]],
+    catalog: dict[str, Any],
+    versions: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The company's subscriptions: those on an older plan version first, then the plans
+    moved on to their latest, then the others."""
+    older = [s for s in subscriptions if _holds_older(s, versions)]
+    for subscription in older:
+        ok(api.post(f"{path}/subscriptions", json=_without_version(subscription)))
+    grandfather(api, catalog, versions)
+    for subscription in subscriptions:
+        if subscription not in older:
+            ok(api.post(f"{path}/subscriptions", json=_without_version(subscription)))
+
+
+def _holds_older(subscription: dict[str, Any], versions: dict[str, list[dict[str, Any]]]) -> bool:
+    held = {v["version"] for v in versions.get(subscription["plan"], [])}
+    return subscription.get("plan_version") in held
+
+
+def _without_version(subscription: dict[str, Any]) -> dict[str, Any]:
+    """The API sets a subscription's version itself (the plan's current one)."""
+    return {k: v for k, v in subscription.items() if k != "plan_version"}
+
+
+def grandfather(
+    api: httpx.Client, catalog: dict[str, Any], versions: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Move each plan that has older versions through the rest of them to its latest: the
+    subscriptions made so far keep the versions they hold."""
+    latest = {plan["key"]: plan for plan in catalog["plans"]}
+    for key, held in versions.items():
+        for version in [*held[1:], latest[key]]:
+            ok(api.patch(f"/v1/plans/{key}", json=parts(version)))
 
 
 @pytest.mark.parametrize("path", vector_params())
@@ -581,8 +633,12 @@ CHANGES: dict[str, tuple[Callable[[Client], object], int, Reason, str | None]] =
         Reason.OVERRIDE,
         None,
     ),
+    # A plan edited under its subscribers makes a new version: `acme` sees it once migrated.
     "plan_entitlement": (
-        lambda client: client.plans.set_entitlement("pro", "projects", value=20),
+        lambda client: (
+            client.plans.set_entitlement("pro", "projects", value=20),
+            client.plans.migrate("pro", from_version=1, to_version=2),
+        ),
         20,
         Reason.PLAN,
         "pro",

@@ -234,9 +234,14 @@ def test_entitlements_changed__plan_entitlement_raised__announced_for_its_compan
     run_all(services, clock)
     assert changes_of(announced()) == []
 
-    # When pro's `projects` goes from 10 to 20
+    # When pro's `projects` goes from 10 to 20 (a new version: acme keeps version 1, so
+    # nothing changes yet), and acme is migrated onto it
     body = {"value": 20}
     assert api.put("/v1/plans/pro/entitlements/projects", json=body).status_code == 200
+    run_all(services, clock)
+    assert changes_of(announced()) == []
+    migration = {"from_version": 1, "to_version": 2}
+    assert api.post("/v1/plans/pro/migrations", json=migration).json()["migrated"] == 1
     run_all(services, clock)
 
     # Then acme's entitlements changed, with before and after; beta's did not

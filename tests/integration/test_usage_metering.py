@@ -73,6 +73,16 @@ def _check(
     return decision
 
 
+def _migrate_to_latest(api: httpx.Client, plan: str = "pro") -> None:
+    """Move the plan's subscribers from its previous version to its latest (a plan edited
+    under its subscribers makes a new version; they keep theirs until migrated)."""
+    latest = api.get(f"/v1/plans/{plan}").json()["version"]
+    body = {"from_version": latest - 1, "to_version": latest}
+    response = api.post(f"/v1/plans/{plan}/migrations", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["done"] is True
+
+
 def _usage(api: httpx.Client, feature: str = "api_calls", company: str = "acme") -> dict[str, Any]:
     usage: dict[str, Any] = _check(api, feature, company)["usage"]
     return usage
@@ -543,20 +553,23 @@ def test_check_usage__entitlement_period_changed__recounted_in_the_new_window(
     monthly = _usage(api)
 
     # When the plan's entitlement becomes daily by a PUT, yearly by a PATCH of the plan,
-    # and all-time by another PUT
+    # and all-time by another PUT (each a new plan version, acme migrated onto it)
     response = api.put("/v1/plans/pro/entitlements/api_calls", json={"value": 100, "period": "day"})
     assert response.status_code == 200, response.text
+    _migrate_to_latest(api)
     daily = _usage(api)
     response = api.patch(
         "/v1/plans/pro",
         json={"entitlements": [{"feature": "api_calls", "value": 100, "period": "year"}]},
     )
     assert response.status_code == 200, response.text
+    _migrate_to_latest(api)
     yearly = _usage(api)
     response = api.put(
         "/v1/plans/pro/entitlements/api_calls", json={"value": 100, "period": "all_time"}
     )
     assert response.status_code == 200, response.text
+    _migrate_to_latest(api)
     all_time = _usage(api)
 
     # Then each check counts the calls already sent over the new window

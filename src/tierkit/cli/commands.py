@@ -20,6 +20,7 @@ from tierkit.cli.context import (
     open_services,
     out,
 )
+from tierkit.cli.plans import plans
 from tierkit.cli.usage import usage
 from tierkit.cli.users import users
 from tierkit.cli.webhooks import webhooks
@@ -43,6 +44,7 @@ app.add_typer(webhooks, name="webhooks")
 app.add_typer(usage, name="usage")
 app.add_typer(users, name="users")
 app.add_typer(catalog, name="catalog")
+app.add_typer(plans, name="plans")
 
 Host = Annotated[str, typer.Option(envvar="TIERKIT_HOST", help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(envvar="TIERKIT_PORT", min=1, max=65535, help="TCP port.")]

@@ -94,6 +94,28 @@ class Plans(Resource[Out]):
     def features(self, key: str) -> Out:
         return self._send(Call("GET", f"/v1/plans/{segment(key)}/features"))
 
+    def versions(self, key: str, *, limit: int | None = None, cursor: str | None = None) -> Out:
+        path = f"/v1/plans/{segment(key)}/versions"
+        return self._send(Call("GET", path, params=_page(limit, cursor)))
+
+    def migrate(
+        self,
+        key: str,
+        *,
+        from_version: int,
+        to_version: int,
+        dry_run: bool = False,
+        batch_size: int | None = None,
+    ) -> Out:
+        """A dry run's impact report, or one batch of a real run (call again until `done`)."""
+        body = _fields(
+            from_version=from_version,
+            to_version=to_version,
+            dry_run=dry_run,
+            batch_size=batch_size,
+        )
+        return self._send(Call("POST", f"/v1/plans/{segment(key)}/migrations", body))
+
 
 class Companies(Resource[Out]):
     def upsert(

@@ -6,6 +6,7 @@ Every `*_to_json` has a `*_from_json` inverse: `x_from_json(x_to_json(x)) == x`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -131,15 +132,27 @@ def plan_from_json(data: Json) -> Plan:
         trial_days=data.get("trial_days"),
         sort_order=data.get("sort_order", 0),
         metadata=dict(data.get("metadata", {})),
-        entitlements=tuple(entitlement_from_json(e) for e in data.get("entitlements", ())),
-        prices=tuple(price_from_json(p) for p in data.get("prices", ())),
-        credit_grants=tuple(
+        **_plan_parts_from_json(data),
+    )
+
+
+def _plan_parts_from_json(data: Json) -> dict[str, Any]:
+    return {
+        "entitlements": tuple(entitlement_from_json(e) for e in data.get("entitlements", ())),
+        "prices": tuple(price_from_json(p) for p in data.get("prices", ())),
+        "credit_grants": tuple(
             PlanCreditGrant(
                 g["credit"], g["amount"], Period(g.get("period", "month")), g.get("rollover_max")
             )
             for g in data.get("credit_grants", ())
         ),
-    )
+    }
+
+
+def plan_at_version(plan: Plan, parts: Json) -> Plan:
+    """`plan` with the versioned parts of one of its versions (`plan_parts_to_json`'s shape):
+    a version differs from the latest in its entitlements, prices and credit grants only."""
+    return replace(plan, **_plan_parts_from_json(parts))
 
 
 def feature_to_json(feature: Feature) -> dict[str, Any]:
@@ -210,6 +223,13 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "trial_days": plan.trial_days,
         "sort_order": plan.sort_order,
         "metadata": dict(plan.metadata),
+        **plan_parts_to_json(plan),
+    }
+
+
+def plan_parts_to_json(plan: Plan) -> dict[str, Any]:
+    """The versioned parts of a plan: its entitlements, prices and credit grants."""
+    return {
         "entitlements": [entitlement_to_json(e) for e in plan.entitlements],
         "prices": [price_to_json(p) for p in plan.prices],
         "credit_grants": [
@@ -282,9 +302,15 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 
 
 def catalog_from_json(data: Json) -> Catalog:
+    plans = {p["key"]: plan_from_json(p) for p in data.get("plans", ())}
     return Catalog(
         features={f["key"]: feature_from_json(f) for f in data.get("features", ())},
-        plans={p["key"]: plan_from_json(p) for p in data.get("plans", ())},
+        plans=plans,
+        plan_versions={
+            key: {v["version"]: plan_at_version(plans[key], v) for v in versions}
+            for key, versions in data.get("plan_versions", {}).items()
+            if key in plans
+        },
         rules={
             key: tuple(rule_from_json(r) for r in rules)
             for key, rules in data.get("rules", {}).items()
@@ -311,7 +337,20 @@ def catalog_to_json(catalog: Catalog) -> dict[str, Any]:
             {"key": c.key, "name": c.name, "unit": c.unit}
             for c in (catalog.credits[k] for k in sorted(catalog.credits))
         ],
+    } | _plan_versions_to_json(catalog)
+
+
+def _plan_versions_to_json(catalog: Catalog) -> dict[str, Any]:
+    """The older plan versions subscriptions hold (no key at all when there are none)."""
+    versions = {
+        key: [
+            {"version": number} | plan_parts_to_json(catalog.plan_versions[key][number])
+            for number in sorted(catalog.plan_versions[key])
+        ]
+        for key in sorted(catalog.plan_versions)
+        if catalog.plan_versions[key]
     }
+    return {"plan_versions": versions} if versions else {}
 
 
 def _utc_only(name: str) -> tzinfo:
@@ -341,6 +380,7 @@ def company_from_json(
                 ends_at=parse_time(sub.get("ends_at")),
                 price_interval=PriceInterval(interval) if interval else None,
                 canceled_at=parse_time(sub.get("canceled_at")),
+                plan_version=sub.get("plan_version"),
             )
         )
     windows = data.get("usage_windows", {})
@@ -412,6 +452,7 @@ def company_to_json(company: CompanyState) -> dict[str, Any]:
                 "ends_at": format_time(s.ends_at),
                 "price_interval": s.price_interval.value if s.price_interval else None,
                 "canceled_at": format_time(s.canceled_at),
+                "plan_version": s.plan_version,
             }
             for s in company.subscriptions
         ],

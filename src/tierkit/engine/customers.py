@@ -35,6 +35,8 @@ class Subscription:
     ends_at: datetime | None = None
     price_interval: PriceInterval | None = None
     canceled_at: datetime | None = None
+    plan_version: int | None = None
+    """The version of the plan it holds; `None` reads the plan's latest definition."""
 
     def is_active(self, at: datetime) -> bool:
         return self.started_at <= at and (self.ends_at is None or at < self.ends_at)

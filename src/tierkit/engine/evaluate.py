@@ -57,6 +57,18 @@ class Catalog:
     plans: Mapping[str, Plan]
     rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
     credits: Mapping[str, CreditType] = field(default_factory=dict)
+    plan_versions: Mapping[str, Mapping[int, Plan]] = field(default_factory=dict)
+    """Older versions of plans that subscriptions still hold, by plan key and version number
+    (`plans` holds each plan's latest definition)."""
+
+    def plan_for(self, subscription: Subscription) -> Plan | None:
+        """The plan a subscription holds: its version when the catalog has it, else the
+        latest (a subscription on the current version, or a version the catalog dropped)."""
+        if subscription.plan_version is not None:
+            older = self.plan_versions.get(subscription.plan, {}).get(subscription.plan_version)
+            if older is not None:
+                return older
+        return self.plans.get(subscription.plan)
 
     def default_plans(self) -> dict[str, Plan]:
         """The default base plan of each group."""
@@ -155,7 +167,7 @@ def current_plans(
     held: list[tuple[Plan, Subscription | None]] = []
     base_groups = set()
     for sub in active_subscriptions(subscriptions, now):
-        plan = catalog.plans.get(sub.plan)
+        plan = catalog.plan_for(sub)
         if plan is None:
             continue
         held.append((plan, sub))

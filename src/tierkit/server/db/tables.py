@@ -117,6 +117,8 @@ class PlanRow(Base):
     plan_metadata: Mapped[dict[str, Any]] = mapped_column("metadata")
     credit_grants: Mapped[Any] = mapped_column(json_column_type(), nullable=True)
     """`[{"credit", "amount", "period", "rollover_max"}]`: credits issued each period."""
+    version: Mapped[int] = mapped_column(Integer)
+    """The current version of the plan's entitlements, prices and credit grants."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -132,6 +134,23 @@ class PlanRow(Base):
         passive_deletes=True,
         lazy="selectin",
     )
+
+
+class PlanVersionRow(Base):
+    """One version of a plan's versioned parts (entitlements, prices, credit grants) as JSON
+    snapshots in the engine codec's shapes. Every version has a row, the current one included
+    (kept equal to the plan's own lines); older ones are what grandfathered subscriptions read."""
+
+    __tablename__ = "plan_versions"
+    __table_args__ = (UniqueConstraint("plan_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    entitlements: Mapped[Any] = mapped_column(json_column_type())
+    prices: Mapped[Any] = mapped_column(json_column_type())
+    credit_grants: Mapped[Any] = mapped_column(json_column_type())
+    created_at: Mapped[datetime]
 
 
 class EntitlementRow(Base):
@@ -238,6 +257,8 @@ class SubscriptionRow(Base):
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     # RESTRICT: a plan with subscribers (even past ones) is archived, not deleted.
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
+    plan_version: Mapped[int] = mapped_column(Integer)
+    """The plan version the subscription holds (grandfathered until migrated)."""
     quantity: Mapped[int] = mapped_column(Integer)
     price_interval: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime]

@@ -28,6 +28,7 @@ from tierkit.engine.codec import rule_from_json
 from tierkit.engine.evaluate import Catalog
 from tierkit.server.db import Database
 from tierkit.server.db.tables import CreditTypeRow, FeatureRow, PlanRow
+from tierkit.server.services.plan_versions import read_held_versions
 from tierkit.server.services.rows import to_feature, to_plan
 
 K = TypeVar("K", bound=Hashable)
@@ -109,9 +110,11 @@ def read_catalog(session: Session, environment_id: str) -> Catalog:
     credits = session.scalars(
         select(CreditTypeRow).where(CreditTypeRow.environment_id == environment_id)
     ).all()
+    latest = {row.key: to_plan(row) for row in plans}
     return Catalog(
         features={row.key: to_feature(row) for row in features},
-        plans={row.key: to_plan(row) for row in plans},
+        plans=latest,
+        plan_versions=read_held_versions(session, environment_id, latest),
         rules={
             row.key: tuple(rule_from_json(rule) for rule in row.rules)
             for row in features

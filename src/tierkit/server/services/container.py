@@ -23,6 +23,7 @@ from tierkit.server.services.events import EventService
 from tierkit.server.services.features import FeatureService
 from tierkit.server.services.jobs import JobService
 from tierkit.server.services.overrides import OverrideService
+from tierkit.server.services.plan_migrations import PlanMigrationService
 from tierkit.server.services.plans import PlanService
 from tierkit.server.services.pricing import PricingService
 from tierkit.server.services.sdk import SdkService
@@ -41,6 +42,7 @@ class Services:
     features: FeatureService
     plans: PlanService
     catalog: CatalogService
+    plan_versions: PlanMigrationService
     companies: CompanyService
     customers: CustomerService
     subscriptions: SubscriptionService
@@ -88,6 +90,9 @@ class Services:
             features=features,
             plans=plans,
             catalog=CatalogService(database, features, plans, credits, catalog_changed),
+            plan_versions=PlanMigrationService(
+                database, clock, catalog_changed, customer(ChangeKind.SUBSCRIPTION)
+            ),
             companies=CompanyService(database, clock, customer(ChangeKind.COMPANY)),
             customers=CustomerService(database, clock, customer(ChangeKind.COMPANY)),
             subscriptions=SubscriptionService(database, clock, customer(ChangeKind.SUBSCRIPTION)),

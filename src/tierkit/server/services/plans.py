@@ -34,6 +34,7 @@ from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import Conflict, NotFound, named_in_body
 from tierkit.server.services.features import find_feature_row, raise_problems
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.plan_versions import store_version
 from tierkit.server.services.rows import (
     new_entitlement_row,
     new_price_row,
@@ -49,6 +50,8 @@ class PlanRecord:
     plan: Plan
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    """The current version of the plan's entitlements, prices and credit grants."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,7 @@ class PlanFeature:
 
 
 def _to_record(row: PlanRow) -> PlanRecord:
-    return PlanRecord(row.id, to_plan(row), row.created_at, row.updated_at)
+    return PlanRecord(row.id, to_plan(row), row.created_at, row.updated_at, row.version)
 
 
 def plan_not_found(key: str) -> NotFound:
@@ -285,7 +288,11 @@ class PlanService:
                     code="entitlement_not_found",
                 )
             before = _to_record(row)
-            row.entitlements = kept
+            plan = replace(
+                before.plan,
+                entitlements=tuple(e for e in before.plan.entitlements if e.feature != feature_key),
+            )
+            self._store(session, environment_id, row, plan, replace_lines=True)
             row.updated_at = self._clock()
             session.flush()
             ChangeLog(session, environment_id, row.updated_at).record(
@@ -318,7 +325,8 @@ class PlanService:
         plan: Plan,
         replace_lines: bool,
     ) -> None:
-        """Validate `plan` against the environment's features and write it onto `row`."""
+        """Validate `plan` against the environment's features and write it onto `row`, with
+        its versioned parts as a new version or in place (`store_version`)."""
         feature_rows = _feature_rows(session, environment_id)
         features = {key: to_feature(r) for key, r in feature_rows.items()}
         already = {e.feature.key for e in row.entitlements}
@@ -326,6 +334,15 @@ class PlanService:
         problems += _unknown_credits(session, environment_id, plan)
         raise_problems(problems, "The plan has")
         self._check_one_default(session, environment_id, row, plan)
+        before = None if row.version is None else to_plan(row)
+        if replace_lines:
+            plan = replace(
+                plan,
+                entitlements=tuple(
+                    normalize_entitlement(features[e.feature], e) for e in plan.entitlements
+                ),
+            )
+        store_version(session, row, before, plan, self._clock())
         write_plan_fields(row, plan)
         if not replace_lines:
             return
@@ -335,9 +352,7 @@ class PlanService:
         if row in session:
             session.flush()
         row.entitlements.extend(
-            new_entitlement_row(
-                normalize_entitlement(features[e.feature], e), feature_rows[e.feature].id, i
-            )
+            new_entitlement_row(e, feature_rows[e.feature].id, i)
             for i, e in enumerate(plan.entitlements)
         )
         row.prices.extend(new_price_row(p, i) for i, p in enumerate(plan.prices))

@@ -130,7 +130,7 @@ _UNITS = {
 def _subscription_lines(
     catalog: Catalog, subscription: Subscription, currency: str, now: datetime
 ) -> list[InvoiceLine]:
-    plan = catalog.plans.get(subscription.plan)
+    plan = catalog.plan_for(subscription)
     if plan is None:
         return []
     fallback = default_price(plan)
@@ -223,7 +223,7 @@ class PricingService:
     def _currency_of(catalog: Catalog, trait: object, base: Subscription | None) -> str:
         if isinstance(trait, str) and len(trait) == 3 and trait.isalpha():
             return trait.lower()
-        plan = catalog.plans.get(base.plan) if base else None
+        plan = catalog.plan_for(base) if base else None
         price = default_price(plan) if plan else None
         return price.currency if price else "usd"
 

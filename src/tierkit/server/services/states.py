@@ -72,8 +72,17 @@ def load_company(
     stale = credits_need_refresh(grant_rows, due, now)
     upcoming = [g.expires_at for g in grant_rows if g.expires_at and g.expires_at > now]
     refresh_at = min([*upcoming, *(d.end for d in due)], default=None)
+    state, missing = with_usage(session, row.id, catalog, state, now)
+    return LoadedCompany(state, row.id, missing, stale, refresh_at)
+
+
+def with_usage(
+    session: Session, company_id: str, catalog: Catalog, state: CompanyState, now: datetime
+) -> tuple[CompanyState, list[CounterSpec]]:
+    """`state` with its usage in each metered feature's current window, as its counters hold
+    it, and the counters it needs that do not exist yet (their usage reads 0)."""
     specs = counter_specs(catalog, state, now)
-    values, missing = read_counters(session, row.id, specs.values(), now)
+    values, missing = read_counters(session, company_id, specs.values(), now)
     state = replace(
         state,
         usage={feature: values[spec] for feature, spec in specs.items() if spec in values},
@@ -81,7 +90,7 @@ def load_company(
             feature: (spec.start, spec.end) for feature, spec in specs.items() if spec in values
         },
     )
-    return LoadedCompany(state, row.id, missing, stale, refresh_at)
+    return state, missing
 
 
 def load_user(session: Session, environment_id: str, key: str) -> UserState:

@@ -70,10 +70,11 @@ def to_subscription(row: SubscriptionRow) -> Subscription:
         ends_at=row.ends_at,
         price_interval=PriceInterval(row.price_interval) if row.price_interval else None,
         canceled_at=row.canceled_at,
+        plan_version=row.plan_version,
     )
 
 
-def _to_record(row: SubscriptionRow, company: str) -> SubscriptionRecord:
+def to_subscription_record(row: SubscriptionRow, company: str) -> SubscriptionRecord:
     return SubscriptionRecord(to_subscription(row), company, row.created_at, row.updated_at)
 
 
@@ -148,16 +149,19 @@ def subscribe_in(
         )
         for row in existing:
             if row.id in ends:
-                before = _to_record(row, company.key)
+                before = to_subscription_record(row, company.key)
                 row.ends_at = ends[row.id]
                 row.updated_at = now
-                _log(session, company, now, "subscription.updated", before=before, row=row)
+                log_subscription_change(
+                    session, company, now, "subscription.updated", before=before, row=row
+                )
     row = SubscriptionRow(
         id=new_id("sub"),
         environment_id=company.environment_id,
         company_id=company.id,
         plan_id=plan.id,
         plan=plan,
+        plan_version=plan.version,
         quantity=request.quantity,
         price_interval=interval,
         started_at=started_at,
@@ -169,11 +173,11 @@ def subscribe_in(
     )
     session.add(row)
     session.flush()
-    _log(session, company, now, "subscription.created", before=None, row=row)
+    log_subscription_change(session, company, now, "subscription.created", before=None, row=row)
     return row
 
 
-def _log(
+def log_subscription_change(
     session: Session,
     company: CompanyRow,
     now: datetime,
@@ -187,7 +191,7 @@ def _log(
         action,
         ("subscription", row.id),
         before,
-        _to_record(row, company.key),
+        to_subscription_record(row, company.key),
         {"company": company.key},
     )
 
@@ -250,11 +254,11 @@ def end_subscription_in(
 ) -> None:
     """End a subscription at `at` (one that has not started yet never starts), recorded as
     `subscription.canceled`."""
-    before = _to_record(row, company.key)
+    before = to_subscription_record(row, company.key)
     row.ends_at = max(at, row.started_at)
     row.canceled_at = now
     row.updated_at = now
-    _log(session, company, now, "subscription.canceled", before=before, row=row)
+    log_subscription_change(session, company, now, "subscription.canceled", before=before, row=row)
 
 
 def _period_end(subscription: Subscription, now: datetime) -> datetime:
@@ -292,7 +296,7 @@ class SubscriptionService:
         with self._db.write() as session:
             company = find_company_row(session, environment_id, company_key)
             row = subscribe_in(session, company, request, self._clock())
-            return _to_record(row, company.key)
+            return to_subscription_record(row, company.key)
 
     def list_subscriptions(
         self, environment_id: str, company_key: str, *, at: datetime | None = None
@@ -301,7 +305,8 @@ class SubscriptionService:
         with self._db.read() as session:
             company = find_company_row(session, environment_id, company_key)
             records = [
-                _to_record(r, company.key) for r in company_subscription_rows(session, company.id)
+                to_subscription_record(r, company.key)
+                for r in company_subscription_rows(session, company.id)
             ]
         if at is not None:
             records = [r for r in records if r.subscription.is_active(at)]
@@ -312,7 +317,7 @@ class SubscriptionService:
     ) -> SubscriptionRecord:
         with self._db.read() as session:
             company = find_company_row(session, environment_id, company_key)
-            return _to_record(_find(session, company, subscription_id), company.key)
+            return to_subscription_record(_find(session, company, subscription_id), company.key)
 
     @changes_customer
     def update_subscription(
@@ -330,7 +335,7 @@ class SubscriptionService:
             current = to_subscription(row)
             if current.status(now) is SubscriptionStatus.ENDED:
                 raise _ended(row.id)
-            before = _to_record(row, company.key)
+            before = to_subscription_record(row, company.key)
             updated = replace(current, **changes)
             _check_times(updated.started_at, updated.trial_ends_at, updated.ends_at)
             if "ends_at" in changes:
@@ -339,8 +344,10 @@ class SubscriptionService:
             row.trial_ends_at = updated.trial_ends_at
             row.ends_at = updated.ends_at
             row.updated_at = now
-            _log(session, company, now, "subscription.updated", before=before, row=row)
-            return _to_record(row, company.key)
+            log_subscription_change(
+                session, company, now, "subscription.updated", before=before, row=row
+            )
+            return to_subscription_record(row, company.key)
 
     @changes_customer
     def cancel_subscription(
@@ -356,7 +363,7 @@ class SubscriptionService:
                 raise _ended(row.id)
             end = now if at is CancelAt.NOW else _period_end(current, now)
             end_subscription_in(session, company, row, end, now)
-            return _to_record(row, company.key)
+            return to_subscription_record(row, company.key)
 
 
 def _find(session: Session, company: CompanyRow, subscription_id: str) -> SubscriptionRow:

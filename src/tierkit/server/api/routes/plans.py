@@ -12,6 +12,12 @@ from tierkit.server.api.json_route import StrictJSONRoute
 from tierkit.server.api.routes.environment import Cursor, Limit
 from tierkit.server.api.routes.features import FeatureKey
 from tierkit.server.api.schemas.common import ListResponse
+from tierkit.server.api.schemas.plan_versions import (
+    MigrationBatchOut,
+    MigrationBody,
+    MigrationReportOut,
+    PlanVersionOut,
+)
 from tierkit.server.api.schemas.plans import (
     EntitlementOut,
     EntitlementValue,
@@ -100,3 +106,38 @@ def list_plan_features(
     """Every feature with its value on this plan (the plan's own first), for pricing pages."""
     offered = services.plans.list_plan_features(principal.environment_id, key)
     return ListResponse(data=[PlanFeatureOut.of(o) for o in offered], next_cursor=None)
+
+
+@router.get("/{key}/versions", response_model=ListResponse[PlanVersionOut])
+def list_plan_versions(
+    key: PlanKey,
+    principal: SecretKey,
+    services: ServicesDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> ListResponse[PlanVersionOut]:
+    """The plan's versions, newest first, each with its subscriber count."""
+    page = services.plan_versions.list_versions(
+        principal.environment_id, key, cursor=cursor, limit=limit
+    )
+    return ListResponse(
+        data=[PlanVersionOut.of(v) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post("/{key}/migrations", response_model=MigrationReportOut | MigrationBatchOut)
+def migrate_plan_version(
+    key: PlanKey, body: MigrationBody, principal: SecretKey, services: ServicesDep
+) -> MigrationReportOut | MigrationBatchOut:
+    """Move subscriptions from one version of the plan to another. A dry run reports the
+    impact per company; a real run moves up to `batch_size` subscriptions per call (call
+    again until `done`: an interrupted migration resumes where it stopped)."""
+    versions = services.plan_versions
+    environment_id = principal.environment_id
+    if body.dry_run:
+        report = versions.preview(environment_id, key, body.from_version, body.to_version)
+        return MigrationReportOut.of(report)
+    batch = versions.migrate_batch(
+        environment_id, key, body.from_version, body.to_version, batch_size=body.batch_size
+    )
+    return MigrationBatchOut.of(batch)

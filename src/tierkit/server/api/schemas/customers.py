@@ -47,6 +47,7 @@ class SubscriptionOut(OutputModel):
     id: str
     company: str
     plan: str
+    plan_version: int | None = Field(description="The version of the plan it holds.")
     plan_type: PlanType
     group: str
     quantity: int
@@ -66,6 +67,7 @@ class SubscriptionOut(OutputModel):
             id=sub.id,
             company=record.company,
             plan=sub.plan,
+            plan_version=sub.plan_version,
             plan_type=sub.plan_type,
             group=sub.group,
             quantity=sub.quantity,

@@ -310,6 +310,9 @@ class PlanOut(OutputModel):
     entitlements: list[EntitlementOut]
     prices: list[PriceOut]
     credit_grants: list[CreditGrantSpecOut]
+    version: int = Field(
+        description="The current version of the entitlements, prices and credit grants."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -332,6 +335,7 @@ class PlanOut(OutputModel):
             entitlements=[EntitlementOut.of(e) for e in plan.entitlements],
             prices=[PriceOut.model_validate(p) for p in plan.prices],
             credit_grants=[CreditGrantSpecOut.model_validate(g) for g in plan.credit_grants],
+            version=record.version,
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
