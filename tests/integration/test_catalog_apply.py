@@ -220,7 +220,11 @@ def test_catalog_apply__one_change_of_every_kind__diffed_refused_then_applied(
         "plans": [*file["plans"][:2], {**team, "status": "archived"}, file["plans"][2]],
         "bundles": file["bundles"],
     }
+    # (acme, subscribed before, keeps pro's version 1; a new subscriber gets version 2)
     check = api.post("/v1/check", json={"company": "acme", "feature": "projects"}).json()
+    assert (check["value"], check["plan"]) == (10, "pro")
+    assert api.put("/v1/companies/globex", json={"plan": "pro"}).status_code == 201
+    check = api.post("/v1/check", json={"company": "globex", "feature": "projects"}).json()
     assert (check["value"], check["plan"]) == (20, "pro")
     audit = api.get("/v1/audit-log", params={"limit": 500}).json()["data"]
     audited = {(e["action"], e["resource_key"]) for e in audit[: len(audit) - before[1]]}
