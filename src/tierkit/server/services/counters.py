@@ -26,7 +26,12 @@ from tierkit.engine.catalog import Aggregation, Meter
 from tierkit.engine.meters import MeterEvent, combine, latest_key, reading
 from tierkit.server.db.tables import EventRow, UsageCounterRow, UsageUniqueRow
 from tierkit.server.db.types import naive_utc
-from tierkit.server.db.upserts import execute_on_postgres, insert_ignoring_conflicts, is_postgres
+from tierkit.server.db.upserts import (
+    execute_on_postgres,
+    insert_ignoring_conflicts,
+    is_in,
+    is_postgres,
+)
 
 ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
 ALL_TIME_END = datetime(9999, 12, 31, tzinfo=UTC)
@@ -225,8 +230,8 @@ def _kept_counters(
             c.id, c.company_id, c.event, c.aggregation, c.property, c.period_start,
             c.period_end, c.value, c.latest_at, c.latest_seq,
         ).where(
-            c.company_id.in_(companies),
-            c.event.in_(names),
+            is_in(session, c.company_id, sorted(companies)),
+            is_in(session, c.event, sorted(names)),
             c.period_end > min(stored.reading.timestamp for stored in events),
             c.period_start <= max(stored.reading.timestamp for stored in events),
         )
