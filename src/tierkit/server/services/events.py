@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, FeatureType
@@ -31,7 +32,7 @@ from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
-from tierkit.server.services.counters import StoredEvent, apply_events
+from tierkit.server.services.counters import StoredEvent, apply_planned, plan_events
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.users import add_membership_in, upsert_user_in
@@ -146,6 +147,7 @@ class CompaniesDeleted(Exception):
 
 
 _ATTEMPTS = 3
+_DEADLOCK_DETECTED = "40P01"
 
 
 def _identity(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -182,15 +184,21 @@ def _row_values(
 
 # PostgreSQL: the batch as one array per column, so the statement stays short (a multi-row
 # VALUES of 11,000 parameters costs the driver more to prepare than the database to run).
-# `ORDER BY i` numbers the rows in the batch's order; only `seq` and the key come back.
+# Rows are numbered in the batch's order (as unnest emits them) and written in key order: two
+# batches sharing keys then wait on each other in one order, never crosswise (a deadlock).
+# Only `seq` and the key come back.
 _POSTGRES_INSERT = """
-INSERT INTO events (environment_id, type, event, company_id, user_key, quantity, properties,
-                    "timestamp", received_at, idempotency_key)
-SELECT %(e)s::varchar, t, n, c, u, q, p::jsonb, ts AT TIME ZONE 'UTC', %(r)s::timestamp, k
-FROM unnest(%(t)b::varchar[], %(n)b::varchar[], %(c)b::varchar[], %(u)b::varchar[],
-            %(q)b::float8[], %(p)b::text[], %(ts)b::timestamptz[], %(k)b::varchar[])
-     WITH ORDINALITY AS batch(t, n, c, u, q, p, ts, k, i)
-ORDER BY i
+INSERT INTO events (seq, environment_id, type, event, company_id, user_key, quantity,
+                    properties, "timestamp", received_at, idempotency_key)
+SELECT s, %(e)s::varchar, t, n, c, u, q, p::jsonb, ts AT TIME ZONE 'UTC', %(r)s::timestamp, k
+FROM (
+    SELECT nextval('events_seq_seq') AS s, batch.*
+    FROM unnest(%(t)b::varchar[], %(n)b::varchar[], %(c)b::varchar[], %(u)b::varchar[],
+                %(q)b::float8[], %(p)b::text[], %(ts)b::timestamptz[], %(k)b::varchar[])
+         WITH ORDINALITY AS batch(t, n, c, u, q, p, ts, k, i)
+    ORDER BY i
+) AS numbered
+ORDER BY k
 ON CONFLICT (environment_id, idempotency_key) DO NOTHING
 RETURNING seq, idempotency_key
 """
@@ -263,26 +271,26 @@ def store_events(
     company_ids = _company_ids(session, environment_id, company_keys, now, lock=False)
     rows = [_row_values(environment_id, e, company_ids, now) for e in events]
     seqs = _insert_events(session, rows)
+    stored = [(row, seq) for row, seq in zip(rows, seqs, strict=True) if seq is not None]
+    usage = [
+        StoredEvent(
+            row["company_id"],
+            row["event"],
+            MeterEvent(_to_utc(row["timestamp"]), row["quantity"], row["properties"], seq),
+        )
+        for row, seq in stored
+        if row["type"] != "identify" and row["company_id"] is not None and row["event"]
+    ]
+    # Which counters the events add to, and what, is worked out before the lock; under it,
+    # only the fold into the current values (made anew if a counter appeared meanwhile).
+    plan = plan_events(session, usage)
     if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
         raise CompaniesDeleted
-    usage = []
-    stored = 0
-    for row, seq in zip(rows, seqs, strict=True):
-        if seq is None:
-            continue
-        stored += 1
+    for row, _ in stored:
         if row["type"] == "identify":
             _apply_identity(session, environment_id, row["properties"], row["company_id"], now)
-        elif row["company_id"] is not None and row["event"] is not None:
-            usage.append(
-                StoredEvent(
-                    row["company_id"],
-                    row["event"],
-                    MeterEvent(_to_utc(row["timestamp"]), row["quantity"], row["properties"], seq),
-                )
-            )
-    apply_events(session, usage)
-    return stored
+    apply_planned(session, plan)
+    return len(stored)
 
 
 def _apply_identity(
@@ -401,16 +409,21 @@ class EventService:
 
     def _store(self, environment_id: str, events: Sequence[NewEvent], now: datetime) -> int:
         """`store_events` in a transaction, started over (nothing of it kept) if one of the
-        batch's companies was deleted while the events went in: it is created anew."""
+        batch's companies was deleted while the events went in (it is created anew), or if
+        the database broke a deadlock by ending this transaction (a `consume` holding a
+        company's lock while it waits for a key this batch inserted)."""
         for _ in range(_ATTEMPTS):
             try:
                 with self._db.write() as session:
                     return store_events(session, environment_id, events, now)
             except CompaniesDeleted:
                 continue
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) != _DEADLOCK_DETECTED:
+                    raise
         raise Conflict(
-            "Companies of this batch kept being deleted while it was recorded; send it again.",
-            code="companies_deleted",
+            "This batch kept meeting concurrent changes to its companies; send it again.",
+            code="concurrent_change",
         )
 
     def _forget(self, environment_id: str, events: Sequence[NewEvent]) -> None:
