@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EventRow
 from tierkit.server.db.types import naive_utc
 from tierkit.server.db.upserts import (
+    execute_many_on_sqlite,
     execute_on_postgres,
     insert_ignoring_conflicts,
     is_in,
@@ -237,16 +238,62 @@ def _to_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
+# SQLite: a write transaction holds the whole database, so the keys stored before are found
+# first and the new rows numbered after the last one (as SQLite itself would number them),
+# and the rows go through the driver's `executemany` as plain tuples.
+_SQLITE_INSERT = """
+INSERT INTO events (seq, environment_id, type, event, company_id, user_key, quantity,
+                    properties, "timestamp", received_at, idempotency_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it on SQLite (naive UTC, always with microseconds)."""
+    return naive_utc(moment).isoformat(sep=" ", timespec="microseconds")
+
+
+def _insert_events_on_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int | None]:
+    environment_id = rows[0]["environment_id"]
+    keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+    stored = set(
+        session.scalars(
+            select(EventRow.idempotency_key).where(
+                EventRow.environment_id == environment_id,
+                is_in(session, EventRow.idempotency_key, keys),
+            )
+        )
+        if keys
+        else ()
+    )
+    last = session.scalar(select(func.max(EventRow.seq))) or 0
+    received = _sqlite_time(rows[0]["received_at"])
+    seqs: list[int | None] = []
+    values = []
+    for row in rows:
+        if row["idempotency_key"] in stored:
+            seqs.append(None)
+            continue
+        last += 1
+        seqs.append(last)
+        values.append(
+            (
+                last, environment_id, row["type"], row["event"], row["company_id"],
+                row["user_key"], row["quantity"], orjson.dumps(row["properties"]).decode(),
+                _sqlite_time(row["timestamp"]), received, row["idempotency_key"],
+            )
+        )  # fmt: skip
+    execute_many_on_sqlite(session, _SQLITE_INSERT, values)
+    return seqs
+
+
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[int | None]:
-    """Insert rows, skipping those whose idempotency key is stored; each row's `seq`, None
-    for those skipped."""
+    """Insert rows (of one environment, received at one time, with distinct keys), skipping
+    those whose idempotency key is stored; each row's `seq`, None for those skipped."""
     if not rows:
         return []
     if not is_postgres(session):
-        statement = insert_ignoring_conflicts(
-            session, EventRow, ["environment_id", "idempotency_key"]
-        ).returning(EventRow.seq, EventRow.idempotency_key)
-        return _seqs_of_rows(rows, session.execute(statement, rows).all())
+        return _insert_events_on_sqlite(session, rows)
     # Timestamps go as they are (aware: the driver sends them in UTC, without a Python
     # conversion each); the environment and the receiving time are the batch's own.
     parameters: dict[str, Any] = {
