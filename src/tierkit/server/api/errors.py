@@ -60,6 +60,7 @@ _MESSAGES = {
     "model_attributes_type": "Expected a JSON object.",
     "dict_type": "Expected a JSON object.",
     "list_type": "Expected a JSON array.",
+    "float_type": "Must be a JSON number.",
 }
 
 

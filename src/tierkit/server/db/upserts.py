@@ -1,14 +1,15 @@
 """Dialect-specific statements the services need on both databases: inserts that skip rows
-conflicting with a unique constraint, and row locks."""
+conflicting with a unique constraint, row locks, and membership in a long list."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+import orjson
+from sqlalchemy import ColumnElement, Table, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from tierkit.server.db.tables import Base, CompanyRow
 
@@ -21,18 +22,37 @@ def insert_ignoring_conflicts(session: Session, entity: type[Base], columns: Seq
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(columns))
 
 
-def lock_companies(session: Session, company_ids: Sequence[str]) -> None:
+def is_in(
+    session: Session,
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    values: Sequence[str],
+) -> ColumnElement[bool]:
+    """`column IN values` as one parameter whatever the number of values (an array on
+    PostgreSQL, a JSON array on SQLite), so the statement is compiled and prepared once
+    instead of once per length: batches look up a hundred companies at a time."""
+    if is_postgres(session):
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    each = func.json_each(bindparam(None, orjson.dumps(list(values)).decode())).table_valued(
+        "value"
+    )
+    return column.in_(select(each.c.value))
+
+
+def lock_companies(session: Session, company_ids: Sequence[str]) -> set[str]:
     """Hold the companies' rows until the transaction ends, so usage writers for one company
-    take turns (in id order: two batches never wait on each other crosswise). SQLite needs no
-    row locks: a write transaction there holds the whole database."""
+    take turns (in id order: two batches never wait on each other crosswise). Returns the ids
+    locked: those of `company_ids` that still exist. SQLite needs no row locks (a write
+    transaction there holds the whole database, so none can vanish): all are returned."""
     if not company_ids or session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(
-        select(CompanyRow.id)
-        .where(CompanyRow.id.in_(sorted(set(company_ids))))
-        .order_by(CompanyRow.id)
-        .with_for_update()
-    ).all()
+        return set(company_ids)
+    return set(
+        session.scalars(
+            select(CompanyRow.id)
+            .where(is_in(session, CompanyRow.id, sorted(set(company_ids))))
+            .order_by(CompanyRow.id)
+            .with_for_update()
+        ).all()
+    )
 
 
 def is_postgres(session: Session) -> bool:
@@ -47,5 +67,16 @@ def execute_on_postgres(session: Session, sql: str, parameters: dict[str, Any]) 
     try:
         cursor.execute(sql, parameters)
         return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
+
+
+def execute_many_on_sqlite(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run `sql` once per row on the session's sqlite3 connection, with the rows' values as
+    they are (already in the column's stored form): SQLAlchemy's per-value processing costs
+    more than SQLite's insert."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
     finally:
         cursor.close()

@@ -23,10 +23,15 @@ from sqlalchemy import ColumnElement, Table, bindparam, case, func, null, select
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, Meter
-from tierkit.engine.meters import MeterEvent, combine, latest_key, reading
+from tierkit.engine.meters import MeterEvent, Reading, combine, latest_key, reading
 from tierkit.server.db.tables import EventRow, UsageCounterRow, UsageUniqueRow
 from tierkit.server.db.types import naive_utc
-from tierkit.server.db.upserts import execute_on_postgres, insert_ignoring_conflicts, is_postgres
+from tierkit.server.db.upserts import (
+    execute_on_postgres,
+    insert_ignoring_conflicts,
+    is_in,
+    is_postgres,
+)
 
 ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
 ALL_TIME_END = datetime(9999, 12, 31, tzinfo=UTC)
@@ -212,83 +217,114 @@ def ensure_counters(
 @dataclass(slots=True)
 class _Kept:
     """A counter as ingestion updates it (plain data: loading ORM objects cost more than the
-    update itself)."""
+    update itself), with what the batch adds to it."""
 
     id: int
     meter: Meter
-    start: datetime
-    end: datetime
     value: float
     latest_at: datetime | None
     latest_seq: int | None
+    readings: list[tuple[MeterEvent, Reading]]
     changed: bool = False
 
 
 _COUNTERS = cast(Table, UsageCounterRow.__table__)
 
 
-def _kept_counters(
-    session: Session, events: Sequence[StoredEvent], companies: set[str], names: set[str]
-) -> list[tuple[tuple[str, str], _Kept]]:
-    """The counters of these companies and events whose windows the events may fall in."""
+@dataclass(slots=True)
+class CounterPlan:
+    """Which counters a batch of stored events updates, and with what readings, worked out
+    before the companies are locked (`plan_events`), so that the lock is held only to fold
+    them into the current values (`apply_planned`)."""
+
+    events: Sequence[StoredEvent]
+    seen: set[int]
+    """Every counter that the events' companies, names and times select."""
+    updated: list[_Kept]
+    """Those the events add readings to."""
+
+
+def _where(session: Session, events: Sequence[StoredEvent]) -> tuple[ColumnElement[bool], ...]:
+    """The counters of these events' companies and names whose windows they may fall in."""
+    c = _COUNTERS.c
+    return (
+        is_in(session, c.company_id, sorted({stored.company_id for stored in events})),
+        is_in(session, c.event, sorted({stored.event for stored in events})),
+        c.period_end > min(stored.reading.timestamp for stored in events),
+        c.period_start <= max(stored.reading.timestamp for stored in events),
+    )
+
+
+def plan_events(session: Session, events: Sequence[StoredEvent]) -> CounterPlan:
+    """What `events` add to the counters that exist (their values as read now)."""
+    if not events:
+        return CounterPlan(events, set(), [])
+    groups: dict[tuple[str, str], list[MeterEvent]] = defaultdict(list)
+    for stored in events:
+        groups[(stored.company_id, stored.event)].append(stored.reading)
     c = _COUNTERS.c
     rows = session.execute(
         select(
             c.id, c.company_id, c.event, c.aggregation, c.property, c.period_start,
             c.period_end, c.value, c.latest_at, c.latest_seq,
-        ).where(
-            c.company_id.in_(companies),
-            c.event.in_(names),
-            c.period_end > min(stored.reading.timestamp for stored in events),
-            c.period_start <= max(stored.reading.timestamp for stored in events),
-        )
+        ).where(*_where(session, events))
     ).all()  # fmt: skip
-    return [
-        (
-            (row.company_id, row.event),
-            _Kept(
-                row.id,
-                Meter(row.event, Aggregation(row.aggregation), row.property or None),
-                row.period_start,
-                row.period_end,
-                row.value,
-                row.latest_at,
-                row.latest_seq,
-            ),
-        )
-        for row in rows
-    ]
+    updated = []
+    for row in rows:
+        meter = Meter(row.event, Aggregation(row.aggregation), row.property or None)
+        start, end = row.period_start, row.period_end
+        readings = [
+            (event, value)
+            for event in groups[(row.company_id, row.event)]
+            if start <= event.timestamp < end and (value := reading(meter, event)) is not None
+        ]
+        if readings:
+            updated.append(_Kept(row.id, meter, row.value, row.latest_at, row.latest_seq, readings))
+    return CounterPlan(events, {row.id for row in rows}, updated)
 
 
 def apply_events(session: Session, events: Sequence[StoredEvent]) -> None:
     """Fold just-stored usage events into every existing counter that reads them. The caller
     holds the locks of the events' companies."""
-    if not events:
+    _fold_in(session, plan_events(session, events))
+
+
+def apply_planned(session: Session, plan: CounterPlan) -> None:
+    """Fold a plan made before the caller locked the events' companies: with the counters'
+    values as they are now, and made anew if a counter was created in between."""
+    if not plan.events:
         return
-    groups: dict[tuple[str, str], list[MeterEvent]] = defaultdict(list)
-    for stored in events:
-        groups[(stored.company_id, stored.event)].append(stored.reading)
-    companies = {company for company, _ in groups}
-    names = {event for _, event in groups}
+    c = _COUNTERS.c
+    current = {
+        row.id: row
+        for row in session.execute(
+            select(c.id, c.value, c.latest_at, c.latest_seq).where(*_where(session, plan.events))
+        )
+    }
+    if current.keys() != plan.seen:
+        plan = plan_events(session, plan.events)
+    else:
+        for counter in plan.updated:
+            row = current[counter.id]
+            counter.value, counter.latest_at, counter.latest_seq = (
+                row.value,
+                row.latest_at,
+                row.latest_seq,
+            )
+    _fold_in(session, plan)
+
+
+def _fold_in(session: Session, plan: CounterPlan) -> None:
     distinct: dict[int, set[str]] = {}
-    changed = []
-    for group_key, counter in _kept_counters(session, events, companies, names):
-        readings = [
-            (event, value)
-            for event in groups[group_key]
-            if counter.start <= event.timestamp < counter.end
-            and (value := reading(counter.meter, event)) is not None
-        ]
-        if readings:
-            _fold(counter, readings, distinct)
-            changed.append(counter)
+    for counter in plan.updated:
+        _fold(counter, counter.readings, distinct)
     if distinct:
-        _count_new_values(session, changed, distinct)
-    _write_back(session, [counter for counter in changed if counter.changed])
+        _count_new_values(session, plan.updated, distinct)
+    _write_back(session, [counter for counter in plan.updated if counter.changed])
 
 
 def _fold(
-    counter: _Kept, readings: list[tuple[MeterEvent, float | str]], distinct: dict[int, set[str]]
+    counter: _Kept, readings: list[tuple[MeterEvent, Reading]], distinct: dict[int, set[str]]
 ) -> None:
     aggregation = counter.meter.aggregation
     if aggregation is Aggregation.UNIQUE_COUNT:

@@ -4,13 +4,14 @@ never counted twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, FeatureType
@@ -21,16 +22,19 @@ from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EventRow
 from tierkit.server.db.types import naive_utc
 from tierkit.server.db.upserts import (
+    execute_many_on_sqlite,
     execute_on_postgres,
     insert_ignoring_conflicts,
+    is_in,
     is_postgres,
+    lock_companies,
 )
 from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
-from tierkit.server.services.counters import StoredEvent, apply_events
-from tierkit.server.services.errors import ErrorDetail, InvalidRequest, NotFound
+from tierkit.server.services.counters import StoredEvent, apply_planned, plan_events
+from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.users import add_membership_in, upsert_user_in
 
@@ -82,23 +86,23 @@ def event_not_found(event: str) -> NotFound:
     return NotFound(f"There is no event {event!r}.", code="event_not_found")
 
 
-def ensure_companies(
-    session: Session, environment_id: str, keys: Sequence[str], now: datetime
+def _company_ids(
+    session: Session, environment_id: str, keys: Sequence[str], now: datetime, *, lock: bool
 ) -> dict[str, str]:
-    """The ids of the companies `keys`, creating the unknown ones, with their rows locked."""
+    """The ids of the companies `keys`, creating (and announcing) the unknown ones; with
+    `lock`, their rows are locked as they are read."""
     if not keys:
         return {}
 
     def ids_of(wanted: Sequence[str]) -> dict[str, str]:
         # Locked as they are read, in id order (SQLite ignores FOR UPDATE: its write
         # transactions already run one at a time).
-        rows = session.execute(
-            select(CompanyRow.key, CompanyRow.id)
-            .where(CompanyRow.environment_id == environment_id, CompanyRow.key.in_(wanted))
-            .order_by(CompanyRow.id)
-            .with_for_update()
-        ).all()
-        return dict(rows)
+        query = select(CompanyRow.key, CompanyRow.id).where(
+            CompanyRow.environment_id == environment_id, is_in(session, CompanyRow.key, wanted)
+        )
+        if lock:
+            query = query.order_by(CompanyRow.id).with_for_update()
+        return dict(session.execute(query).all())
 
     ids = ids_of(keys)
     missing = [key for key in keys if key not in ids]
@@ -130,6 +134,21 @@ def ensure_companies(
             )
         ids |= ids_of(missing)
     return ids
+
+
+def ensure_companies(
+    session: Session, environment_id: str, keys: Sequence[str], now: datetime
+) -> dict[str, str]:
+    """The ids of the companies `keys`, creating the unknown ones, with their rows locked."""
+    return _company_ids(session, environment_id, keys, now, lock=True)
+
+
+class CompaniesDeleted(Exception):
+    """A company of the batch was deleted between its lookup and its lock."""
+
+
+_ATTEMPTS = 3
+_DEADLOCK_DETECTED = "40P01"
 
 
 def _identity(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -164,98 +183,160 @@ def _row_values(
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    seq: int
-    type: str
-    event: str | None
-    company_id: str | None
-    properties: Mapping[str, Any]
-    quantity: float
-    timestamp: datetime
-
-
-_RETURNED = (
-    EventRow.seq,
-    EventRow.type,
-    EventRow.event,
-    EventRow.company_id,
-    EventRow.properties,
-    EventRow.quantity,
-    EventRow.timestamp,
-)
-
 # PostgreSQL: the batch as one array per column, so the statement stays short (a multi-row
 # VALUES of 11,000 parameters costs the driver more to prepare than the database to run).
+# Rows are numbered in the batch's order (as unnest emits them) and written in key order: two
+# batches sharing keys then wait on each other in one order, never crosswise (a deadlock).
+# Only `seq` and the key come back.
 _POSTGRES_INSERT = """
-INSERT INTO events (environment_id, type, event, company_id, user_key, quantity, properties,
-                    "timestamp", received_at, idempotency_key)
-SELECT e, t, n, c, u, q, p::jsonb, ts, r, k
-FROM unnest(%(e)b::varchar[], %(t)b::varchar[], %(n)b::varchar[], %(c)b::varchar[],
-            %(u)b::varchar[], %(q)b::float8[], %(p)b::text[], %(ts)b::timestamp[],
-            %(r)b::timestamp[], %(k)b::varchar[]) AS batch(e, t, n, c, u, q, p, ts, r, k)
+INSERT INTO events (seq, environment_id, type, event, company_id, user_key, quantity,
+                    properties, "timestamp", received_at, idempotency_key)
+SELECT s, %(e)s::varchar, t, n, c, u, q, p::jsonb, ts AT TIME ZONE 'UTC', %(r)s::timestamp, k
+FROM (
+    SELECT nextval('events_seq_seq') AS s, batch.*
+    FROM unnest(%(t)b::varchar[], %(n)b::varchar[], %(c)b::varchar[], %(u)b::varchar[],
+                %(q)b::float8[], %(p)b::text[], %(ts)b::timestamptz[], %(k)b::varchar[])
+         WITH ORDINALITY AS batch(t, n, c, u, q, p, ts, k, i)
+    ORDER BY i
+) AS numbered
+ORDER BY k
 ON CONFLICT (environment_id, idempotency_key) DO NOTHING
-RETURNING seq, type, event, company_id, properties::text, quantity, "timestamp"
+RETURNING seq, idempotency_key
 """
 _COLUMNS = {
-    "e": "environment_id",
     "t": "type",
     "n": "event",
     "c": "company_id",
     "u": "user_key",
     "q": "quantity",
     "ts": "timestamp",
-    "r": "received_at",
     "k": "idempotency_key",
 }
 
 
-def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[_Stored]:
-    """Insert rows, skipping those whose idempotency key is stored; the rows stored."""
+def _seqs_of_rows(
+    rows: Sequence[Mapping[str, Any]], returned: Iterable[Sequence[Any]]
+) -> list[int | None]:
+    """Each row's `seq`, None for a row skipped as a duplicate, from the `(seq, key)` pairs
+    the insert returned. Rows are numbered in order, and a row without a key is never
+    skipped, so those take the keyless numbers in order. The batch's keys are distinct."""
+    by_key: dict[str, int] = {}
+    keyless: list[int] = []
+    for seq, key in returned:
+        if key is None:
+            keyless.append(seq)
+        else:
+            by_key[key] = seq
+    keyless.sort(reverse=True)
+    return [
+        keyless.pop() if row["idempotency_key"] is None else by_key.get(row["idempotency_key"])
+        for row in rows
+    ]
+
+
+def _to_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+# SQLite: a write transaction holds the whole database, so the keys stored before are found
+# first and the new rows numbered after the last one (as SQLite itself would number them),
+# and the rows go through the driver's `executemany` as plain tuples.
+_SQLITE_INSERT = """
+INSERT INTO events (seq, environment_id, type, event, company_id, user_key, quantity,
+                    properties, "timestamp", received_at, idempotency_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it on SQLite (naive UTC, always with microseconds)."""
+    return naive_utc(moment).isoformat(sep=" ", timespec="microseconds")
+
+
+def _insert_events_on_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int | None]:
+    environment_id = rows[0]["environment_id"]
+    keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+    stored = set(
+        session.scalars(
+            select(EventRow.idempotency_key).where(
+                EventRow.environment_id == environment_id,
+                is_in(session, EventRow.idempotency_key, keys),
+            )
+        )
+        if keys
+        else ()
+    )
+    last = session.scalar(select(func.max(EventRow.seq))) or 0
+    received = _sqlite_time(rows[0]["received_at"])
+    seqs: list[int | None] = []
+    values = []
+    for row in rows:
+        if row["idempotency_key"] in stored:
+            seqs.append(None)
+            continue
+        last += 1
+        seqs.append(last)
+        values.append(
+            (
+                last, environment_id, row["type"], row["event"], row["company_id"],
+                row["user_key"], row["quantity"], orjson.dumps(row["properties"]).decode(),
+                _sqlite_time(row["timestamp"]), received, row["idempotency_key"],
+            )
+        )  # fmt: skip
+    execute_many_on_sqlite(session, _SQLITE_INSERT, values)
+    return seqs
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[int | None]:
+    """Insert rows (of one environment, received at one time, with distinct keys), skipping
+    those whose idempotency key is stored; each row's `seq`, None for those skipped."""
     if not rows:
         return []
     if not is_postgres(session):
-        statement = insert_ignoring_conflicts(
-            session, EventRow, ["environment_id", "idempotency_key"]
-        ).returning(*_RETURNED)
-        return [_Stored(*row) for row in session.execute(statement, rows).all()]
-    arrays: dict[str, list[Any]] = {
+        return _insert_events_on_sqlite(session, rows)
+    # Timestamps go as they are (aware: the driver sends them in UTC, without a Python
+    # conversion each); the environment and the receiving time are the batch's own.
+    parameters: dict[str, Any] = {
         short: [r[name] for r in rows] for short, name in _COLUMNS.items()
     }
-    arrays["ts"] = [naive_utc(moment) for moment in arrays["ts"]]
-    arrays["r"] = [naive_utc(moment) for moment in arrays["r"]]
-    arrays["p"] = [orjson.dumps(r["properties"]).decode() for r in rows]
-    returned = execute_on_postgres(session, _POSTGRES_INSERT, arrays)
-    return [
-        _Stored(
-            seq, kind, event, company, orjson.loads(properties), quantity, at.replace(tzinfo=UTC)
-        )
-        for seq, kind, event, company, properties, quantity, at in returned
-    ]
+    parameters["p"] = [orjson.dumps(r["properties"]).decode() for r in rows]
+    parameters["e"] = rows[0]["environment_id"]
+    parameters["r"] = naive_utc(rows[0]["received_at"])
+    return _seqs_of_rows(rows, execute_on_postgres(session, _POSTGRES_INSERT, parameters))
 
 
 def store_events(
     session: Session, environment_id: str, events: Sequence[NewEvent], now: datetime
 ) -> int:
     """Store `events` (duplicates of a stored idempotency key skipped) and fold them into
-    counters and identities. Returns how many were stored."""
+    counters and identities. Returns how many were stored. `events` have distinct keys."""
     company_keys = sorted({e.company for e in events if e.company})
-    company_ids = ensure_companies(session, environment_id, company_keys, now)
+    # The companies are locked only once the events are in: the insert, the longest step,
+    # runs beside other batches for the same companies, and the lock covers what must take
+    # turns (counters, identities, the commit). Events uncommitted until then are invisible
+    # to a counter being created meanwhile, so each is counted once, by one or the other.
+    company_ids = _company_ids(session, environment_id, company_keys, now, lock=False)
     rows = [_row_values(environment_id, e, company_ids, now) for e in events]
-    stored = _insert_events(session, rows)
-    usage = []
-    for row in stored:
-        if row.type == "identify":
-            _apply_identity(session, environment_id, row.properties, row.company_id, now)
-        elif row.company_id is not None and row.event is not None:
-            usage.append(
-                StoredEvent(
-                    row.company_id,
-                    row.event,
-                    MeterEvent(row.timestamp, row.quantity, row.properties, row.seq),
-                )
-            )
-    apply_events(session, usage)
+    seqs = _insert_events(session, rows)
+    stored = [(row, seq) for row, seq in zip(rows, seqs, strict=True) if seq is not None]
+    usage = [
+        StoredEvent(
+            row["company_id"],
+            row["event"],
+            MeterEvent(_to_utc(row["timestamp"]), row["quantity"], row["properties"], seq),
+        )
+        for row, seq in stored
+        if row["type"] != "identify" and row["company_id"] is not None and row["event"]
+    ]
+    # Which counters the events add to, and what, is worked out before the lock; under it,
+    # only the fold into the current values (made anew if a counter appeared meanwhile).
+    plan = plan_events(session, usage)
+    if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
+        raise CompaniesDeleted
+    for row, _ in stored:
+        if row["type"] == "identify":
+            _apply_identity(session, environment_id, row["properties"], row["company_id"], now)
+    apply_planned(session, plan)
     return len(stored)
 
 
@@ -368,11 +449,29 @@ class EventService:
                 seen.add(event.idempotency_key)
             unique.append(event)
         try:
-            with self._db.write() as session:
-                stored = store_events(session, environment_id, unique, now)
+            stored = self._store(environment_id, unique, now)
         finally:
             self._forget(environment_id, events)
         return IngestResult(accepted=stored, duplicates=len(events) - stored)
+
+    def _store(self, environment_id: str, events: Sequence[NewEvent], now: datetime) -> int:
+        """`store_events` in a transaction, started over (nothing of it kept) if one of the
+        batch's companies was deleted while the events went in (it is created anew), or if
+        the database broke a deadlock by ending this transaction (a `consume` holding a
+        company's lock while it waits for a key this batch inserted)."""
+        for _ in range(_ATTEMPTS):
+            try:
+                with self._db.write() as session:
+                    return store_events(session, environment_id, events, now)
+            except CompaniesDeleted:
+                continue
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) != _DEADLOCK_DETECTED:
+                    raise
+        raise Conflict(
+            "This batch kept meeting concurrent changes to its companies; send it again.",
+            code="concurrent_change",
+        )
 
     def _forget(self, environment_id: str, events: Sequence[NewEvent]) -> None:
         for key in {e.company for e in events if e.company}:

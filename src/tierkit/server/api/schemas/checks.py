@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import Field, Strict, StringConstraints
 
 from tierkit.engine.catalog import MAX_SAFE_NUMBER, Period, Scalar
 from tierkit.engine.codec import rule_to_json
@@ -27,14 +27,9 @@ from tierkit.server.api.schemas.common import (
     TraitName,
 )
 
-
-def _json_number(value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a JSON number")
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_json_number)]
+Number = Annotated[float, Strict()]
+"""A JSON number: an int or a float, never a boolean or a numeric string (checked natively:
+event batches hold a thousand)."""
 
 ConditionValue = ScalarValue | Annotated[list[ScalarValue], Field(min_length=1, max_length=100)]
 
