@@ -20,6 +20,7 @@ from tierkit.cli.context import (
     open_services,
     out,
 )
+from tierkit.cli.data import export_data, import_data
 from tierkit.cli.plans import plans
 from tierkit.cli.usage import usage
 from tierkit.cli.users import users
@@ -42,6 +43,8 @@ app.add_typer(keys, name="keys")
 app.add_typer(environments, name="environments")
 app.add_typer(webhooks, name="webhooks")
 app.add_typer(usage, name="usage")
+app.command("export-data")(export_data)
+app.command("import-data")(import_data)
 app.add_typer(users, name="users")
 app.add_typer(catalog, name="catalog")
 app.add_typer(plans, name="plans")

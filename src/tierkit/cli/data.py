@@ -1,0 +1,76 @@
+"""`tierkit export-data` and `tierkit import-data`: a database's data as JSON Lines (opens the
+database directly), to back it up or move it between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tierkit.cli.context import DEFAULT_URL, DatabaseUrl, err, open_services
+from tierkit.server.services.data_transfer import DataTransferService
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Progress]:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        yield bar
+
+
+def export_data(
+    environment: Annotated[
+        str | None,
+        typer.Option("--environment", "-e", help="Only this environment (default: everything)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    database_url: DatabaseUrl = DEFAULT_URL,
+) -> None:
+    """Write the database's data (or one environment's) as JSON Lines, streamed.
+
+    Import it elsewhere with `tierkit import-data FILE --database-url ...`.
+    """
+    with open_services(database_url) as services, _progress("exporting rows") as bar:
+        task = bar.add_task("export", total=None)
+        sink: BinaryIO = output.open("wb") if output else sys.stdout.buffer
+        try:
+            lines = DataTransferService(services.database).export_lines(
+                environment,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+            for line in lines:
+                sink.write(line + b"\n")
+        finally:
+            if output:
+                sink.close()
+            else:
+                sink.flush()
+
+
+def import_data(
+    file: Annotated[Path, typer.Argument(help="An export (`-` reads stdin).", allow_dash=True)],
+    database_url: DatabaseUrl = DEFAULT_URL,
+) -> None:
+    """Write an export into this database, in one transaction (all of it or nothing).
+
+    The database must be migrated (`tierkit migrate`) to the export's schema revision. An
+    environment it already has must be empty (a fresh database's are).
+    """
+    with open_services(database_url) as services, _progress("importing rows") as bar:
+        task = bar.add_task("import", total=None)
+        source: BinaryIO = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+        with source:
+            result = DataTransferService(services.database).import_lines(
+                source, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    err.print(
+        f"[green]imported:[/green] {result.rows} rows of "
+        f"{', '.join(result.environments) or 'no environment'}."
+    )
