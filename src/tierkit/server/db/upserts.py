@@ -4,7 +4,7 @@ conflicting with a unique constraint, row locks, and membership in a long list."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from sqlalchemy import ColumnElement, Table, any_, bindparam, func, select
@@ -36,6 +36,25 @@ def is_in(
         "value"
     )
     return column.in_(select(each.c.value))
+
+
+B = TypeVar("B", bound=Base)
+
+
+def insert_unless_exists(
+    session: Session, entity: type[B], values: dict[str, Any], unique: Sequence[str]
+) -> tuple[B, bool]:
+    """The row whose `unique` columns hold these values: inserted with `values` unless it
+    exists, also when a concurrent transaction inserts it first (PostgreSQL waits for that
+    one to end, then skips); and whether this call inserted it. Two first PUTs of one key
+    at once thus make one row, never a unique violation."""
+    table = cast(Table, entity.__table__)
+    statement = insert_ignoring_conflicts(session, entity, unique).values(**values)
+    inserted = session.execute(statement.returning(table.c.id)).scalar()
+    found = session.scalars(
+        select(entity).where(*(table.c[column] == values[column] for column in unique))
+    ).one()
+    return found, inserted is not None
 
 
 def lock_companies(session: Session, company_ids: Sequence[str]) -> set[str]:

@@ -23,7 +23,7 @@ from tierkit.server.db.tables import (
     PlanRow,
     SubscriptionRow,
 )
-from tierkit.server.db.upserts import lock_companies
+from tierkit.server.db.upserts import insert_unless_exists, lock_companies
 from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
@@ -75,19 +75,19 @@ def upsert_company_in(
     """Create or update a company in `session`; `fields` may hold `name` and `traits` (merged,
     `None` removes). Returns the row and whether it was created."""
     row = get_company_row(session, environment_id, key)
-    created = row is None
-    before = None if row is None else to_company_record(row)
+    created = False
     if row is None:
-        row = CompanyRow(
-            id=new_id("co"),
-            environment_id=environment_id,
-            key=key,
-            name=None,
-            traits={},
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
+        values: dict[str, Any] = {
+            "id": new_id("co"),
+            "environment_id": environment_id,
+            "key": key,
+            "name": None,
+            "traits": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        row, created = insert_unless_exists(session, CompanyRow, values, ["environment_id", "key"])
+    before = None if created else to_company_record(row)
     if "name" in fields:
         row.name = fields["name"]
     if fields.get("traits"):

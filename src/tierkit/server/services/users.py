@@ -15,6 +15,7 @@ from tierkit.engine.customers import merge_traits
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, MembershipRow, UserRow
+from tierkit.server.db.upserts import insert_unless_exists
 from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
@@ -109,18 +110,19 @@ def upsert_user_in(
     row = session.scalar(
         select(UserRow).where(UserRow.environment_id == environment_id, UserRow.key == key)
     )
-    created = row is None
-    before = None if row is None else _to_record(session, row)
+    created = False
     if row is None:
-        row = UserRow(
-            id=new_id("usr"),
-            environment_id=environment_id,
-            key=key,
-            name=None,
-            traits={},
-            created_at=now,
-        )
-        session.add(row)
+        values: dict[str, Any] = {
+            "id": new_id("usr"),
+            "environment_id": environment_id,
+            "key": key,
+            "name": None,
+            "traits": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        row, created = insert_unless_exists(session, UserRow, values, ["environment_id", "key"])
+    before = None if created else _to_record(session, row)
     if "name" in fields:
         row.name = fields["name"]
     if fields.get("traits"):
