@@ -15,6 +15,7 @@ from tierkit.engine.customers import Override
 from tierkit.server.db import Database
 from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, OverrideRow
+from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.audit import ChangeLog
 from tierkit.server.services.catalog_cache import changes_customer
 from tierkit.server.services.clock import Clock
@@ -56,6 +57,7 @@ def put_override_in(
             param=f"{where}expires_at",
         )
     entitlement = normalize_entitlement(feature, override.entitlement)
+    lock_companies(session, [company.id])  # two first PUTs of one override take turns
     row = session.scalar(
         select(OverrideRow).where(
             OverrideRow.company_id == company.id, OverrideRow.feature_id == feature_row.id
