@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tierkit.server.db import Database
 from tierkit.server.db.migrate import current_revision, head_revision
@@ -60,3 +61,13 @@ def ensure_schema_current(database: Database) -> None:
             f"needs {head_revision()}: run [bold]tierkit migrate[/bold] first."
         )
         raise typer.Exit(1)
+
+
+@contextmanager
+def progress_bar(label: str, *, transient: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, and the `update(done, total)` that moves it (stdout stays
+    for results)."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=transient) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

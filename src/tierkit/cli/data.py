@@ -4,23 +4,13 @@ database directly), to back it up or move it between SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tierkit.cli.context import DEFAULT_URL, DatabaseUrl, err, open_services
+from tierkit.cli.context import DEFAULT_URL, DatabaseUrl, err, open_services, progress_bar
 from tierkit.server.services.data_transfer import DataTransferService
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Progress]:
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        yield bar
 
 
 def export_data(
@@ -37,14 +27,10 @@ def export_data(
 
     Import it elsewhere with `tierkit import-data FILE --database-url ...`.
     """
-    with open_services(database_url) as services, _progress("exporting rows") as bar:
-        task = bar.add_task("export", total=None)
+    with open_services(database_url) as services, progress_bar("exporting rows") as update:
         sink: BinaryIO = output.open("wb") if output else sys.stdout.buffer
         try:
-            lines = DataTransferService(services.database).export_lines(
-                environment,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            lines = DataTransferService(services.database).export_lines(environment, update)
             for line in lines:
                 sink.write(line + b"\n")
         finally:
@@ -63,13 +49,10 @@ def import_data(
     The database must be migrated (`tierkit migrate`) to the export's schema revision. An
     environment it already has must be empty (a fresh database's are).
     """
-    with open_services(database_url) as services, _progress("importing rows") as bar:
-        task = bar.add_task("import", total=None)
+    with open_services(database_url) as services, progress_bar("importing rows") as update:
         source: BinaryIO = sys.stdin.buffer if str(file) == "-" else file.open("rb")
         with source:
-            result = DataTransferService(services.database).import_lines(
-                source, progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
+            result = DataTransferService(services.database).import_lines(source, update)
     err.print(
         f"[green]imported:[/green] {result.rows} rows of "
         f"{', '.join(result.environments) or 'no environment'}."

@@ -8,10 +8,9 @@ from urllib.parse import urlencode
 
 import httpx
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tierkit.cli.context import err, out
+from tierkit.cli.context import err, out, progress_bar
 from tierkit.cli.remote import ApiKey, ServerUrl, call, server_client
 
 plans = typer.Typer(
@@ -92,18 +91,11 @@ def migrate(  # noqa: PLR0917 - typer passes its options by name
 
 def _run_batches(client: httpx.Client, path: str, body: dict[str, Any]) -> int:
     moved: int = 0
-    columns = (
-        TextColumn("migrating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("migrating", total=None)
+    with progress_bar("migrating", transient=False) as update:
         while True:
             batch = call(client, "POST", path, json=body)
             moved += int(batch["migrated"])
-            progress.update(task, completed=moved, total=moved + batch["remaining"])
+            update(moved, moved + batch["remaining"])
             if batch["done"]:
                 return moved
             if batch["migrated"] == 0:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tierkit.cli.context import DEFAULT_URL, DatabaseUrl, err, open_services, out
+from tierkit.cli.context import DEFAULT_URL, DatabaseUrl, err, open_services, out, progress_bar
 from tierkit.server.services.usage_verify import UsageVerifyService, VerifyReport
 
 usage = typer.Typer(help="Check usage counters against the raw events.", no_args_is_help=True)
@@ -31,21 +30,10 @@ def verify(
 
     Exits with 1 when a counter drifted and --repair was not given (for cron jobs and CI).
     """
-    with open_services(database_url) as services:
-        verifier = UsageVerifyService(services.database)
-        columns = (
-            TextColumn("recounting companies"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+    with open_services(database_url) as services, progress_bar("recounting companies") as update:
+        report = UsageVerifyService(services.database).verify(
+            environment, repair=repair, progress=update
         )
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task("verify", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            report = verifier.verify(environment, repair=repair, progress=progress)
     _print_report(report)
     if report.drifts and not repair:
         raise typer.Exit(1)

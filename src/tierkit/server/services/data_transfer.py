@@ -25,7 +25,8 @@ from tierkit.server.db.migrate import head_revision
 from tierkit.server.db.tables import Base, EnvironmentRow
 from tierkit.server.db.types import UTCDateTime
 from tierkit.server.db.upserts import is_postgres
-from tierkit.server.services.errors import Conflict, InvalidRequest, NotFound
+from tierkit.server.services.environments import find_environment_row
+from tierkit.server.services.errors import Conflict, InvalidRequest
 
 FORMAT = "tierkit-data"
 FORMAT_VERSION = 1
@@ -134,12 +135,7 @@ class DataTransferService:
     def _environment_ids(self, session: Session, environment: str | None) -> list[str] | None:
         if environment is None:
             return None
-        found = session.scalar(select(EnvironmentRow.id).where(EnvironmentRow.name == environment))
-        if found is None:
-            raise NotFound(
-                f"There is no environment named '{environment}'.", code="environment_not_found"
-            )
-        return [found]
+        return [find_environment_row(session, environment).id]
 
     def import_lines(
         self, lines: Iterable[bytes], progress: Progress | None = None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, Meter
@@ -17,7 +17,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow, EnvironmentRow, UsageCounterRow, UsageUniqueRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.counters import CounterSpec, recount, store_unique_hashes
-from tierkit.server.services.errors import NotFound
+from tierkit.server.services.environments import find_environment_row
 
 _COMPANIES_PER_TRANSACTION = 200
 
@@ -93,17 +93,8 @@ class UsageVerifyService:
                 .order_by(CompanyRow.id)
             )
             if environment is not None:
-                known = session.scalar(
-                    select(func.count())
-                    .select_from(EnvironmentRow)
-                    .where(EnvironmentRow.name == environment)
-                )
-                if not known:
-                    raise NotFound(
-                        f"There is no environment named '{environment}'.",
-                        code="environment_not_found",
-                    )
-                query = query.where(EnvironmentRow.name == environment)
+                environment_id = find_environment_row(session, environment).id
+                query = query.where(CompanyRow.environment_id == environment_id)
             return [(row[0], row[1], row[2]) for row in session.execute(query).all()]
 
     def _verify_company(
