@@ -95,7 +95,8 @@ def test_schematic_client__over_the_limit__flag_is_off_as_usage_exceeded(
     )
 
     assert (checked.value, checked.rule_type) == (False, "plan_entitlement_usage_exceeded")
-    assert checked.entitlement is not None and checked.entitlement.usage == 100
+    assert checked.entitlement is not None
+    assert checked.entitlement.usage == 100
     assert preflight.value is False
 
 
@@ -126,7 +127,8 @@ def test_schematic_client__identify_and_track__tierkit_meters_and_upserts(
     user = catalog.get("/v1/users/u1").json()
     assert (user["name"], user["companies"]) == ("Ursula", ["newco"])
     checked = schematic.check_flag_with_entitlement("api_calls", company={"id": "acme"})
-    assert checked.entitlement is not None and checked.entitlement.usage == 8
+    assert checked.entitlement is not None
+    assert checked.entitlement.usage == 8
 
 
 def test_schematic_client__upserts_and_catalog_reads__parse_in_its_models(

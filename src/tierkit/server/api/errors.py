@@ -187,9 +187,9 @@ def commet_body(
     "details", "doc_url"}}`; bad fields as `{"field", "message"}` under `validation_error`
     (its SDK raises `CommetValidationError` for them)."""
     error = error_body(status, code, message, param, details)["error"]
-    if status == 400 and details:
+    if code == "validation_failed":
         error["code"] = "validation_error"
-        error["details"] = [{"field": d.param, "message": d.message} for d in details]
+    error["details"] = [{"field": d.param, "message": d.message} for d in details]
     return {"success": False, "error": {**error, "doc_url": None}}
 
 
