@@ -50,7 +50,9 @@ def _used(api: httpx.Client, company: str, feature: str) -> float:
     return used
 
 
-def test_commet_client__feature_access__boolean_quota_and_usage(commet: Commet) -> None:
+def test_commet_client__feature_access__boolean_quota_and_usage_one_or_all(
+    commet: Commet,
+) -> None:
     sso = commet.feature_access.get("sso", customer_id="acme")
     projects = commet.feature_access.get("projects", customer_id="acme")
     calls = commet.feature_access.get("api_calls", customer_id="acme")
@@ -62,11 +64,7 @@ def test_commet_client__feature_access__boolean_quota_and_usage(commet: Commet) 
     assert calls.consumption.included_units == 100
     assert calls.consumption.units_used == 0
     assert (nobody.allowed, nobody.enabled) == (False, False)
-
-
-def test_commet_client__feature_access_list__every_feature(commet: Commet) -> None:
     listed = commet.feature_access.list(customer_id="acme")
-
     assert {a.code: a.allowed for a in listed.data} == {
         "sso": True,
         "projects": True,

@@ -71,13 +71,16 @@ def test_schematic_auth__key_in_its_header__answers(
     assert reply.json()["params"] == body
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-Schematic-Api-Key": "tk_sec_unknown"}])
 def test_schematic_errors__missing_or_unknown_key__401_in_its_shape(
-    anonymous: httpx.Client, headers: dict[str, str]
+    anonymous: httpx.Client,
 ) -> None:
-    reply = anonymous.post(f"{SCHEMATIC}/flags/check", json={}, headers=headers)
+    missing = anonymous.post(f"{SCHEMATIC}/flags/check", json={})
+    unknown = anonymous.post(
+        f"{SCHEMATIC}/flags/check", json={}, headers={"X-Schematic-Api-Key": "tk_sec_unknown"}
+    )
 
-    schematic_error(reply, 401)
+    assert schematic_error(missing, 401)["code"] == "missing_api_key"
+    assert schematic_error(unknown, 401)["code"] != "missing_api_key"
 
 
 def test_schematic_errors__bad_key_map__400_names_each_field(catalog: httpx.Client) -> None:
@@ -134,13 +137,12 @@ def test_schematic_batch__one_invalid_event__400_naming_it_and_nothing_stored(
     assert _used(catalog, "api_calls") == 0
 
 
-@pytest.mark.parametrize("events", [[], [{"type": "track"}] * 101])
-def test_schematic_batch__empty_or_over_100__400(
-    catalog: httpx.Client, events: list[dict[str, Any]]
-) -> None:
-    reply = catalog.post(f"{SCHEMATIC}/batch", json={"events": events})
+def test_schematic_batch__empty_or_over_100__400(catalog: httpx.Client) -> None:
+    empty = catalog.post(f"{SCHEMATIC}/batch", json={"events": []})
+    over = catalog.post(f"{SCHEMATIC}/batch", json={"events": [{"type": "track"}] * 101})
 
-    assert schematic_error(reply, 400)["details"][0]["param"] == "events"
+    assert schematic_error(empty, 400)["details"][0]["param"] == "events"
+    assert schematic_error(over, 400)["details"][0]["param"] == "events"
 
 
 def test_schematic_batch__repeated_key_and_flag_checks__counted_once_and_ignored(

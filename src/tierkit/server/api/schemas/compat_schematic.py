@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from tierkit.engine.catalog import Feature, FeatureType, Period, Plan, PlanType
 from tierkit.engine.codec import format_time
 from tierkit.engine.evaluate import Catalog, Decision
-from tierkit.server.api.schemas.common import EventName, ExternalKey, Name, Traits
+from tierkit.server.api.schemas.common import EventName, ExternalKey, Metadata, Name, Traits
 from tierkit.server.services.customers import CompanyDetail
 from tierkit.server.services.events import NewEvent
 from tierkit.server.services.features import FeatureRecord
@@ -123,7 +123,7 @@ class TrackBody(_SchematicBody):
     company: KeyMap = Field(description="Required: Tierkit meters usage per company.")
     user: KeyMap | None = None
     quantity: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    traits: dict[str, Any] | None = Field(default=None, max_length=50)
+    traits: Metadata | None = Field(default=None, description="Kept as the event's properties.")
 
 
 class _CapturedEvent(_SchematicBody):
