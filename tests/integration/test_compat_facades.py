@@ -62,13 +62,13 @@ def test_schematic_auth__key_in_its_header__answers(
     catalog: httpx.Client, anonymous: httpx.Client, make_key: Any
 ) -> None:
     headers = {"X-Schematic-Api-Key": make_key()}
-    body = {"company": {"id": "acme"}}
+    body = {"company": {"id": "acme"}, "user": {"id": "someone-new"}, "preflight": None}
 
     reply = anonymous.post(f"{SCHEMATIC}/flags/sso/check", json=body, headers=headers)
 
     assert reply.status_code == 200, reply.text
     assert reply.json()["data"]["value"] is True
-    assert reply.json()["params"] == body
+    assert reply.json()["params"] == {"company": {"id": "acme"}, "user": {"id": "someone-new"}}
 
 
 def test_schematic_errors__missing_or_unknown_key__401_in_its_shape(
