@@ -50,11 +50,13 @@ def _used(api: httpx.Client, company: str, feature: str) -> float:
     return used
 
 
-def test_schematic_client__check_flag__answers_from_the_company_plan(
+def test_schematic_client__check_flag_and_check_flags__answer_from_the_company_plan(
     schematic: Schematic,
 ) -> None:
     on_pro = schematic.check_flag_with_entitlement("sso", company={"id": "acme"})
     unknown = schematic.check_flag_with_entitlement("sso", company={"id": "nobody"})
+    flags = schematic.check_flags(company={"id": "acme"})
+    chosen = schematic.check_flags(["sso", "nope"], company={"id": "acme"})
 
     assert (on_pro.value, on_pro.reason, on_pro.rule_type) == (
         True,
@@ -63,6 +65,9 @@ def test_schematic_client__check_flag__answers_from_the_company_plan(
     )
     assert on_pro.company_id == "acme"
     assert (unknown.value, unknown.company_id, unknown.rule_type) == (False, None, "default")
+    assert {f.flag: f.value for f in flags} == {"sso": True, "projects": True, "api_calls": True}
+    assert [(f.flag, f.value) for f in chosen] == [("sso", True), ("nope", False)]
+    assert chosen[1].reason.startswith("Flag not found")
 
 
 def test_schematic_client__check_flag_with_entitlement__reads_allocation_and_usage(
@@ -98,15 +103,6 @@ def test_schematic_client__over_the_limit__flag_is_off_as_usage_exceeded(
     assert checked.entitlement is not None
     assert checked.entitlement.usage == 100
     assert preflight.value is False
-
-
-def test_schematic_client__check_flags__every_flag_for_the_company(schematic: Schematic) -> None:
-    flags = schematic.check_flags(company={"id": "acme"})
-    chosen = schematic.check_flags(["sso", "nope"], company={"id": "acme"})
-
-    assert {f.flag: f.value for f in flags} == {"sso": True, "projects": True, "api_calls": True}
-    assert [(f.flag, f.value) for f in chosen] == [("sso", True), ("nope", False)]
-    assert chosen[1].reason.startswith("Flag not found")
 
 
 def test_schematic_client__identify_and_track__tierkit_meters_and_upserts(

@@ -83,22 +83,20 @@ def test_schematic_errors__missing_or_unknown_key__401_in_its_shape(
     assert schematic_error(unknown, 401)["code"] != "missing_api_key"
 
 
-def test_schematic_errors__bad_key_map__400_names_each_field(catalog: httpx.Client) -> None:
+def test_schematic_errors__bad_key_map_or_not_json__400_names_each_field(
+    catalog: httpx.Client,
+) -> None:
     reply = catalog.post(f"{SCHEMATIC}/flags/sso/check", json={"company": {"id": 5}, "user": "u1"})
-
-    body = schematic_error(reply, 400)
-    assert body["code"] == "validation_failed"
-    assert {d["param"] for d in body["details"]} == {"company.id", "user"}
-
-
-def test_schematic_errors__not_json__400_in_its_shape(catalog: httpx.Client) -> None:
-    reply = catalog.post(
+    broken = catalog.post(
         f"{SCHEMATIC}/flags/check",
         content=b'{"company": ',
         headers={"Content-Type": "application/json"},
     )
 
-    assert schematic_error(reply, 400)["code"] == "invalid_json"
+    body = schematic_error(reply, 400)
+    assert body["code"] == "validation_failed"
+    assert {d["param"] for d in body["details"]} == {"company.id", "user"}
+    assert schematic_error(broken, 400)["code"] == "invalid_json"
 
 
 def test_schematic_errors__unknown_flag__404(catalog: httpx.Client) -> None:
