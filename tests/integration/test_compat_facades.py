@@ -161,6 +161,29 @@ def test_schematic_batch__repeated_key_and_flag_checks__counted_once_and_ignored
     assert _used(catalog, "api_calls") == 3
 
 
+def test_schematic_batch__trusted_client_clock__event_counts_at_its_sent_at(
+    catalog: httpx.Client,
+) -> None:
+    track = {"event": "api_call", "company": {"id": "acme"}}
+    events = [
+        {
+            "type": "track",
+            "sent_at": "2026-11-20T08:00:00",
+            "trusted_client_clock": True,
+            "body": track,
+        },
+        {"type": "track", "sent_at": "2026-11-20T08:00:00+02:00", "body": track},
+    ]
+
+    reply = catalog.post(f"{SCHEMATIC}/batch", json={"events": events})
+
+    assert reply.status_code == 200, reply.text
+    stored = catalog.get("/v1/events", params={"company": "acme"}).json()["data"]
+    times = sorted(e["timestamp"] for e in stored)
+    assert times[0] == "2026-11-20T08:00:00Z"
+    assert times[1] != "2026-11-20T06:00:00Z"
+
+
 def test_schematic_keys__several_keys__id_wins_else_first_name(catalog: httpx.Client) -> None:
     by_id = catalog.post(
         f"{SCHEMATIC}/companies", json={"keys": {"stripe": "cus_1", "id": "acme"}, "name": "A"}

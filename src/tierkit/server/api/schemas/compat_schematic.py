@@ -4,10 +4,10 @@ its key maps into Tierkit keys, and Tierkit's answers in Schematic's reply shape
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from tierkit.engine.catalog import Feature, FeatureType, Period, Plan, PlanType
 from tierkit.engine.codec import format_time
@@ -126,9 +126,26 @@ class TrackBody(_SchematicBody):
     traits: Metadata | None = Field(default=None, description="Kept as the event's properties.")
 
 
+def _in_utc(moment: datetime) -> datetime:
+    # Schematic's SDK sends the caller's datetime as it is, naive ones included: read as UTC.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
+
+
+SentAt = Annotated[
+    datetime,
+    AfterValidator(_in_utc),
+    Field(description="When the client sent it; the event's time with `trusted_client_clock`."),
+]
+
+
 class _CapturedEvent(_SchematicBody):
     idempotency_key: ExternalKey | None = None
-    sent_at: datetime | None = None
+    sent_at: SentAt | None = None
     trusted_client_clock: bool | None = None
 
     def _timestamp(self) -> datetime | None:
