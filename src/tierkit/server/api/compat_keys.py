@@ -59,7 +59,7 @@ async def _commet_secret(
 ) -> Principal:
     secret = api_key or (bearer.credentials if bearer is not None else None)
     if secret is not None and secret.startswith(COMMET_KEY_PREFIXES):
-        secret = secret[len("ck_") :]
+        secret = secret[3:]  # both prefixes are three characters
     principal = await principal_of(services, secret)
     authorize(principal, Access.SECRET)
     return principal

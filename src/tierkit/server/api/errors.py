@@ -168,9 +168,7 @@ _SCHEMATIC_PREFIX = "/compat/schematic/"
 _COMMET_PREFIX = "/compat/commet/"
 
 
-def schematic_body(
-    status: int, code: str, message: str, details: Sequence[ErrorDetail]
-) -> dict[str, Any]:
+def schematic_body(code: str, message: str, details: Sequence[ErrorDetail]) -> dict[str, Any]:
     """Schematic's error body: `{"error": "a sentence"}` (its SDKs read `error`), with our
     stable `code` and the bad fields beside it."""
     return {
@@ -230,7 +228,7 @@ def _respond(
     elif path.startswith(_OFREP_PREFIX):
         body = ofrep_body(request, status, code, message)
     elif path.startswith(_SCHEMATIC_PREFIX):
-        body = schematic_body(status, code, message, details)
+        body = schematic_body(code, message, details)
     elif path.startswith(_COMMET_PREFIX):
         body = commet_body(status, code, message, param, details)
     else:

@@ -21,12 +21,14 @@ from tierkit.server.api.schemas.compat_schematic import (
     CompanyUpsertBody,
     FlagCheckBody,
     UserUpsertBody,
+    key_of,
+)
+from tierkit.server.api.schemas.compat_schematic_replies import (
     check_reply,
     company_of,
     feature_of,
     flag_of,
     flags_reply,
-    key_of,
     plan_of,
     user_of,
 )
