@@ -85,6 +85,7 @@ def test_schematic_client__check_flag_with_entitlement__reads_allocation_and_usa
     assert (entitlement.allocation, entitlement.usage) == (100, 30)
     assert (entitlement.event_name, entitlement.metric_period) == ("api_call", "current_month")
     assert entitlement.metric_reset_at is not None
+    assert entitlement.month_reset == "first_of_month"
     assert (checked.feature_allocation, checked.feature_usage) == (100, 30)
 
 

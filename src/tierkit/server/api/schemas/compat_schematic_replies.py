@@ -7,7 +7,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from tierkit.engine.catalog import Feature, FeatureType, Period, Plan, PlanType
+from tierkit.engine.catalog import Feature, FeatureType, Period, Plan, PlanType, Reset
 from tierkit.engine.codec import format_time
 from tierkit.engine.evaluate import Catalog, Decision
 from tierkit.server.api.schemas.compat_schematic import FlagCheckBody
@@ -75,8 +75,20 @@ def _value_type(feature: Feature, decision: Decision) -> str:
     return "trait"
 
 
-def entitlement_of(feature: Feature, decision: Decision) -> dict[str, Any]:
+def _month_reset(catalog: Catalog, decision: Decision) -> str | None:
+    """How a monthly period resets: on the billing cycle or on the first of the month."""
+    usage = decision.usage
+    if usage is None or usage.period is not Period.MONTH:
+        return None
+    plan = catalog.plans.get(decision.plan) if decision.plan else None
+    entitlement = plan.entitlement_for(decision.feature) if plan else None
+    by_cycle = entitlement is not None and entitlement.reset is Reset.BILLING_CYCLE
+    return "billing_cycle" if by_cycle else "first_of_month"
+
+
+def entitlement_of(catalog: Catalog, decision: Decision) -> dict[str, Any]:
     """Schematic's `entitlement` details of a decision: allocation, usage, its period."""
+    feature = catalog.features[decision.feature]
     usage = decision.usage
     credits = decision.credits
     numeric = feature.type in (FeatureType.NUMERIC, FeatureType.METERED)
@@ -89,6 +101,7 @@ def entitlement_of(feature: Feature, decision: Decision) -> dict[str, Any]:
         "event_name": feature.meter.event if feature.meter else None,
         "metric_period": _PERIODS.get(usage.period) if usage else None,
         "metric_reset_at": format_time(usage.resets_at) if usage else None,
+        "month_reset": _month_reset(catalog, decision),
     }
     if credits is not None:
         entitlement |= {
@@ -106,7 +119,7 @@ def flag_of(catalog: Catalog, decision: Decision) -> dict[str, Any]:
     use one more (or the preflight's `usage` more) of the feature."""
     feature = catalog.features[decision.feature]
     entitled = decision.reason not in ("default", "rule")
-    entitlement = entitlement_of(feature, decision) if entitled else None
+    entitlement = entitlement_of(catalog, decision) if entitled else None
     usage = decision.usage
     return {
         "flag": decision.feature,
