@@ -28,6 +28,11 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/events"): "usage, kept whole in the events table (GET /v1/events)",
     ("POST", "/v1/metrics/set"): "usage, kept whole in the events table",
     ("POST", "/api/metrics/set"): "usage, kept whole in the events table",
+    ("POST", "/compat/schematic/flags/{key}/check"): "reads",
+    ("POST", "/compat/schematic/flags/check"): "reads",
+    ("POST", "/compat/schematic/batch"): "usage, kept whole in the events table",
+    ("POST", "/compat/commet/api/v1/usage/check"): "reads",
+    ("POST", "/compat/commet/api/v1/usage/events"): "usage, kept whole in the events table",
     ("POST", "/v1/webhooks/{endpoint_id}/test"): "a delivery, kept in the deliveries list",
     (
         "POST",
@@ -219,6 +224,26 @@ def act_kickplan_account_update(api: httpx.Client) -> Expected:
     return Expected("company.updated", "company", "acme")
 
 
+def act_schematic_company_upsert(api: httpx.Client) -> Expected:
+    ok(api.post("/compat/schematic/companies", json={"keys": {"id": "acme"}, "name": "Acme"}))
+    return Expected("company.created", "company", "acme")
+
+
+def act_schematic_user_upsert(api: httpx.Client) -> Expected:
+    ok(api.post("/compat/schematic/users", json={"keys": {"email": "a@acme.test"}}))
+    return Expected("user.created", "user", "a@acme.test")
+
+
+def act_commet_plan_create(api: httpx.Client) -> Expected:
+    ok(api.post("/compat/commet/api/v1/plans", json={"name": "Team", "code": "team"}))
+    return Expected("plan.created", "plan", "team")
+
+
+def act_commet_plan_manage_create(api: httpx.Client) -> Expected:
+    ok(api.post("/compat/commet/api/v1/plans/manage", json={"name": "Team", "code": "team"}))
+    return Expected("plan.created", "plan", "team")
+
+
 def act_credit_type_create(api: httpx.Client) -> Expected:
     created_credit(api)
     return Expected("credit_type.created", "credit_type", "ai")
@@ -305,6 +330,10 @@ AUDITED: dict[tuple[str, str], Act] = {
     ("DELETE", "/v1/users/{key}"): act_user_delete,
     ("POST", "/api/accounts"): act_kickplan_account_create,
     ("PUT", "/api/accounts/{key}"): act_kickplan_account_update,
+    ("POST", "/compat/schematic/companies"): act_schematic_company_upsert,
+    ("POST", "/compat/schematic/users"): act_schematic_user_upsert,
+    ("POST", "/compat/commet/api/v1/plans"): act_commet_plan_create,
+    ("POST", "/compat/commet/api/v1/plans/manage"): act_commet_plan_manage_create,
     ("POST", "/v1/credits"): act_credit_type_create,
     ("POST", "/v1/companies/{key}/credit-grants"): act_grant_create,
     ("POST", "/v1/companies/{key}/credit-grants/{grant_id}/void"): act_grant_void,

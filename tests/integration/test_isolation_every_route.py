@@ -30,6 +30,8 @@ PUBLISHABLE_ROUTES = {
     ("POST", "/api/features/{key}/resolve"),
     ("POST", "/api/features/resolve"),
     ("GET", "/v1/pricing-table"),
+    ("POST", "/compat/schematic/flags/{key}/check"),
+    ("POST", "/compat/schematic/flags/check"),
 }
 NO_KEY_ROUTES = {("GET", "/healthz"), ("GET", "/readyz")}
 STREAMS = {("GET", "/v1/sdk/stream")}  # endless; its isolation is the change feed's filter
@@ -37,6 +39,12 @@ UPSERTS = {
     ("PUT", "/v1/companies/{key}"): 201,
     ("PUT", "/v1/users/{key}"): 201,
     ("PUT", "/api/accounts/{key}"): 200,  # Kickplan's upsert answers 200 either way
+    # Compatibility routes that create by the keys of their body
+    ("POST", "/compat/schematic/companies"): 200,
+    ("POST", "/compat/schematic/users"): 200,
+    ("POST", "/compat/schematic/batch"): 200,
+    ("POST", "/compat/commet/api/v1/plans"): 201,
+    ("POST", "/compat/commet/api/v1/plans/manage"): 201,
 }
 """PUT by key creates the other environment's own object, and ours is untouched (these run
 last, so that the other routes meet no object of that key there)."""
@@ -52,13 +60,24 @@ class World:
 
     def path(self, template: str) -> str:
         """`template` with this world's object for each parameter."""
-        resource = template.split("/")[2]  # /v1/<resource>/..., /api/<resource>/...
+        if template.startswith("/compat/commet/api/v1/feature-access"):
+            template += "?customerId=zz_acme"
+        # /v1/<resource>/..., /api/<resource>/..., /compat/<service>[/api/v1]/<resource>/...
+        native = template.replace("/compat/commet/api/v1/", "/compat/commet/")
+        native = native.removeprefix("/compat")
+        resource = native.split("/")[2]
         key_of = {"plans": "zz_pro", "companies": "zz_acme", "users": "zz_user", "credits": "zz_ai"}
         key = key_of.get(resource, "zz_sso")  # features, OFREP flags, Kickplan features
         if resource in {"accounts", "sdk"}:
             key = "zz_user" if template.startswith("/v1/sdk/users") else "zz_acme"
         feature = "zz_calls" if "/usage/" in template else "zz_sso"
-        values = {"key": key, "feature": feature, "bundle": "zz_boost", **self.ids}
+        values = {
+            "key": key,
+            "code": "zz_sso",
+            "feature": feature,
+            "bundle": "zz_boost",
+            **self.ids,
+        }
         return template.format(**values)
 
 
@@ -78,7 +97,24 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/companies/{key}/credit-grants"): {"credit": "zz_ai", "amount": 1},
     ("PATCH", "/v1/webhooks/{endpoint_id}"): {"description": "other"},
     ("POST", "/v1/plans/{key}/migrations"): {"from_version": 1, "to_version": 2},
+    ("POST", "/compat/schematic/flags/{key}/check"): {"company": {"id": "zz_acme"}},
+    ("POST", "/compat/schematic/companies"): {"keys": {"id": "zz_acme"}, "name": "Other"},
+    ("POST", "/compat/schematic/users"): {"keys": {"id": "zz_user"}, "name": "Other"},
+    ("POST", "/compat/schematic/batch"): {
+        "events": [{"type": "track", "body": {"event": "zz_call", "company": {"id": "zz_acme"}}}]
+    },
+    ("POST", "/compat/commet/api/v1/usage/check"): {
+        "customerId": "zz_acme",
+        "featureCode": "zz_calls",
+    },
+    ("POST", "/compat/commet/api/v1/usage/events"): {
+        "customerId": "zz_acme",
+        "featureCode": "zz_calls",
+    },
+    ("POST", "/compat/commet/api/v1/plans"): {"name": "zz Team", "code": "zz_team"},
+    ("POST", "/compat/commet/api/v1/plans/manage"): {"name": "zz Team", "code": "zz_team2"},
     # routes without path parameters, for the publishable matrix
+    ("POST", "/compat/schematic/flags/check"): {"company": {"id": "zz_acme"}},
     ("POST", "/v1/check"): {"company": "zz_acme", "feature": "zz_sso"},
     ("POST", "/v1/check/bulk"): {"company": "zz_acme"},
     ("POST", "/ofrep/v1/evaluate/flags"): {"context": {"targetingKey": "zz_acme"}},
@@ -164,7 +200,9 @@ def test_isolation__another_environments_secret_key__404_or_its_own_and_ours_unc
 
     # When production's secret key calls every route with development's keys and ids
     wrong = []
-    routes = sorted(served_routes(), key=lambda r: (r in UPSERTS, r[1].startswith("/api/")))
+    routes = sorted(
+        served_routes(), key=lambda r: (r in UPSERTS, r[1].startswith(("/api/", "/compat/")))
+    )
     for method, template in routes:
         if (method, template) in STREAMS | NO_KEY_ROUTES:
             continue

@@ -40,6 +40,11 @@ async def get_principal(
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> Principal:
     secret = bearer.credentials if bearer is not None else api_key
+    return await principal_of(services, secret)
+
+
+async def principal_of(services: Services, secret: str | None) -> Principal:
+    """The caller holding `secret` (a key however it was sent): 401 when none or unknown."""
     if not secret:
         raise AuthenticationFailed(
             "No API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",

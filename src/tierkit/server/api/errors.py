@@ -164,6 +164,33 @@ def kickplan_body(
     }
 
 
+_SCHEMATIC_PREFIX = "/compat/schematic/"
+_COMMET_PREFIX = "/compat/commet/"
+
+
+def schematic_body(code: str, message: str, details: Sequence[ErrorDetail]) -> dict[str, Any]:
+    """Schematic's error body: `{"error": "a sentence"}` (its SDKs read `error`), with our
+    stable `code` and the bad fields beside it."""
+    return {
+        "error": message,
+        "code": code,
+        "details": [{"param": d.param, "message": d.message} for d in details],
+    }
+
+
+def commet_body(
+    status: int, code: str, message: str, param: str | None, details: Sequence[ErrorDetail]
+) -> dict[str, Any]:
+    """Commet's envelope: `{"success": false, "error": {"type", "code", "message", "param",
+    "details", "doc_url"}}`; bad fields as `{"field", "message"}` under `validation_error`
+    (its SDK raises `CommetValidationError` for them)."""
+    error = error_body(status, code, message, param, details)["error"]
+    if code == "validation_failed":
+        error["code"] = "validation_error"
+    error["details"] = [{"field": d.param, "message": d.message} for d in details]
+    return {"success": False, "error": {**error, "doc_url": None}}
+
+
 _OFREP_CODES = {
     "feature_not_found": "FLAG_NOT_FOUND",
     "targeting_key_missing": "TARGETING_KEY_MISSING",
@@ -192,12 +219,18 @@ def _respond(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The error in the envelope of the API the request is for: Kickplan's under `/api/`,
-    OFREP's under `/ofrep/`, the documented one everywhere else."""
+    OFREP's under `/ofrep/`, Schematic's and Commet's under their `/compat/` prefixes, the
+    documented one everywhere else (Salable's facade included: its docs show no error body)."""
     path = request.url.path
+    body: Any
     if path.startswith(_KICKPLAN_PREFIX):
         body = kickplan_body(status, message, param, details)
     elif path.startswith(_OFREP_PREFIX):
         body = ofrep_body(request, status, code, message)
+    elif path.startswith(_SCHEMATIC_PREFIX):
+        body = schematic_body(code, message, details)
+    elif path.startswith(_COMMET_PREFIX):
+        body = commet_body(status, code, message, param, details)
     else:
         return error_response(status, code, message, param, details, headers=headers)
     return JSONResponse(body, status_code=status, headers=headers)
