@@ -44,17 +44,12 @@ def announce_usage_thresholds(run: JobRun) -> None:
     until = min(newest, run.position + _EVENTS_PER_RUN)
     if until <= run.position:
         return
-    company_ids = sorted(
-        session.scalars(
-            select(EventRow.company_id)
-            .where(
-                EventRow.seq > run.position,
-                EventRow.seq <= until,
-                EventRow.company_id.is_not(None),
-            )
-            .distinct()
-        )
+    found = session.scalars(
+        select(EventRow.company_id)
+        .where(EventRow.seq > run.position, EventRow.seq <= until)
+        .distinct()
     )
+    company_ids = sorted(company for company in found if company is not None)
     run.position = until
     if not company_ids:
         return
