@@ -54,8 +54,8 @@ def _named(database_url: str) -> tuple[str, str | None]:
     ), name
 
 
-def run(database_url: str, batches: int, profile: bool) -> tuple[float, float]:
-    """Python CPU milliseconds per batch (median) and the backend's (mean)."""
+def run(database_url: str, batches: int, profile: bool) -> tuple[float, float, float]:
+    """Python CPU milliseconds per batch (least and median) and the backend's (mean)."""
     environment_id, _ = _seed(database_url)
     url, name = _named(database_url)
     database = Database(url)
@@ -86,7 +86,7 @@ def run(database_url: str, batches: int, profile: bool) -> tuple[float, float]:
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
     database.dispose()
-    return statistics.median(python_ms), backend_mean
+    return min(python_ms), statistics.median(python_ms), backend_mean
 
 
 def _timed(
@@ -111,15 +111,18 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="SQLite too")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     args = parser.parse_args()
-    rows = ["| database | Python CPU per batch | backend CPU per batch |", "|---|---|---|"]
+    rows = [
+        "| database | Python CPU per batch, least | median | backend CPU per batch |",
+        "|---|---|---|---|",
+    ]
     if args.sqlite:
         with tempfile.TemporaryDirectory() as tmp:
-            python, _ = run(f"sqlite:///{tmp}/profile.db", args.batches, args.profile)
-            rows.append(f"| SQLite (its work included) | {python:.1f} ms | |")
+            least, median, _ = run(f"sqlite:///{tmp}/profile.db", args.batches, args.profile)
+            rows.append(f"| SQLite (its work included) | {least:.1f} ms | {median:.1f} ms | |")
     if args.postgres:
         with postgres_schema(args.postgres) as url:
-            python, backend = run(url, args.batches, args.profile)
-            rows.append(f"| PostgreSQL | {python:.1f} ms | {backend:.1f} ms |")
+            least, median, backend = run(url, args.batches, args.profile)
+            rows.append(f"| PostgreSQL | {least:.1f} ms | {median:.1f} ms | {backend:.1f} ms |")
     print("\n".join(rows))
 
 
