@@ -338,6 +338,23 @@ def test_usage_thresholds__80_then_100_percent__each_announced_once(
     assert (events[1]["data"]["used"], events[1]["data"]["limit"]) == (11, 10)
 
 
+def test_usage_thresholds__more_new_events_than_a_page__one_run_announces(
+    api: httpx.Client, services: Services, clock: SettableClock, announced: Any, small_plan: None
+) -> None:
+    # Given the job running, then 25,000 events of a busy company (on the default plan), and
+    # only after them acme's 8 calls of its 10
+    run(services, "usage_thresholds", clock)
+    for _ in range(25):
+        track(api, 1000, company="busy")
+    track(api, 8)
+
+    # When the job runs once
+    run(services, "usage_thresholds", clock)
+
+    # Then acme's 80% is announced by that run: it follows every new event, not a page of them
+    assert levels_of(announced()) == [("acme", "api_calls", 80)]
+
+
 def test_usage_thresholds__next_period__announced_again(
     api: httpx.Client, services: Services, clock: SettableClock, announced: Any, small_plan: None
 ) -> None:

@@ -155,32 +155,47 @@ def _identity(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if fields is None else dict(fields)
 
 
-def _row_values(
-    environment_id: str, event: NewEvent, company_ids: Mapping[str, str], now: datetime
-) -> dict[str, Any]:
-    properties: Mapping[str, Any] = event.properties
-    if event.type == "identify":
-        properties = {
-            name: value
-            for name, value in (
-                ("company", _identity(event.company_fields)),
-                ("user", _identity(event.user_fields)),
-            )
-            if value is not None
-        }
+def _identities(event: NewEvent) -> dict[str, Any]:
+    """What an `identify` event stores as its properties: the company's and user's fields."""
     return {
-        "environment_id": environment_id,
-        "type": event.type,
-        "event": event.event,
-        "company_id": company_ids.get(event.company) if event.company else None,
-        "user_key": event.user,
-        "quantity": event.quantity,
-        "properties": properties,
-        "timestamp": event.timestamp or now,
-        "received_at": now,
-        "idempotency_key": event.idempotency_key,
-        "reply": None,
+        name: value
+        for name, value in (
+            ("company", _identity(event.company_fields)),
+            ("user", _identity(event.user_fields)),
+        )
+        if value is not None
     }
+
+
+@dataclass(slots=True)
+class _Columns:
+    """A batch as one list per column of the events table, in the batch's order (its
+    environment and receiving time are the batch's own): built in a few passes, with no
+    object per event."""
+
+    types: list[str]
+    events: list[str | None]
+    company_ids: list[str | None]
+    users: list[str | None]
+    quantities: list[float]
+    properties: list[Mapping[str, Any]]
+    timestamps: list[datetime]
+    keys: list[str | None]
+
+    @classmethod
+    def of(
+        cls, events: Sequence[NewEvent], company_ids: Mapping[str, str], now: datetime
+    ) -> _Columns:
+        return cls(
+            [e.type for e in events],
+            [e.event for e in events],
+            [company_ids.get(e.company) if e.company else None for e in events],
+            [e.user for e in events],
+            [e.quantity for e in events],
+            [_identities(e) if e.type == "identify" else e.properties for e in events],
+            [e.timestamp or now for e in events],
+            [e.idempotency_key for e in events],
+        )
 
 
 # PostgreSQL: the batch as one array per column, so the statement stays short (a multi-row
@@ -203,19 +218,10 @@ ORDER BY k
 ON CONFLICT (environment_id, idempotency_key) DO NOTHING
 RETURNING seq, idempotency_key
 """
-_COLUMNS = {
-    "t": "type",
-    "n": "event",
-    "c": "company_id",
-    "u": "user_key",
-    "q": "quantity",
-    "ts": "timestamp",
-    "k": "idempotency_key",
-}
 
 
 def _seqs_of_rows(
-    rows: Sequence[Mapping[str, Any]], returned: Iterable[Sequence[Any]]
+    keys: Sequence[str | None], returned: Iterable[Sequence[Any]]
 ) -> list[int | None]:
     """Each row's `seq`, None for a row skipped as a duplicate, from the `(seq, key)` pairs
     the insert returned. Rows are numbered in order, and a row without a key is never
@@ -228,10 +234,7 @@ def _seqs_of_rows(
         else:
             by_key[key] = seq
     keyless.sort(reverse=True)
-    return [
-        keyless.pop() if row["idempotency_key"] is None else by_key.get(row["idempotency_key"])
-        for row in rows
-    ]
+    return [keyless.pop() if key is None else by_key.get(key) for key in keys]
 
 
 def _to_utc(moment: datetime) -> datetime:
@@ -253,9 +256,10 @@ def _sqlite_time(moment: datetime) -> str:
     return naive_utc(moment).isoformat(sep=" ", timespec="microseconds")
 
 
-def _insert_events_on_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int | None]:
-    environment_id = rows[0]["environment_id"]
-    keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+def _insert_events_on_sqlite(
+    session: Session, environment_id: str, rows: _Columns, now: datetime
+) -> list[int | None]:
+    keys = [key for key in rows.keys if key is not None]
     stored = set(
         session.scalars(
             select(EventRow.idempotency_key).where(
@@ -267,42 +271,52 @@ def _insert_events_on_sqlite(session: Session, rows: list[dict[str, Any]]) -> li
         else ()
     )
     last = session.scalar(select(func.max(EventRow.seq))) or 0
-    received = _sqlite_time(rows[0]["received_at"])
+    received = _sqlite_time(now)
     seqs: list[int | None] = []
     values = []
-    for row in rows:
-        if row["idempotency_key"] in stored:
+    for kind, name, company_id, user, quantity, properties, moment, key in zip(
+        rows.types, rows.events, rows.company_ids, rows.users, rows.quantities,
+        rows.properties, rows.timestamps, rows.keys, strict=True,
+    ):  # fmt: skip
+        if key in stored:
             seqs.append(None)
             continue
         last += 1
         seqs.append(last)
         values.append(
             (
-                last, environment_id, row["type"], row["event"], row["company_id"],
-                row["user_key"], row["quantity"], orjson.dumps(row["properties"]).decode(),
-                _sqlite_time(row["timestamp"]), received, row["idempotency_key"],
+                last, environment_id, kind, name, company_id, user, quantity,
+                orjson.dumps(properties).decode(), _sqlite_time(moment), received, key,
             )
         )  # fmt: skip
     execute_many_on_sqlite(session, _SQLITE_INSERT, values)
     return seqs
 
 
-def _insert_events(session: Session, rows: list[dict[str, Any]]) -> list[int | None]:
-    """Insert rows (of one environment, received at one time, with distinct keys), skipping
-    those whose idempotency key is stored; each row's `seq`, None for those skipped."""
-    if not rows:
+def _insert_events(
+    session: Session, environment_id: str, rows: _Columns, now: datetime
+) -> list[int | None]:
+    """Insert rows (received at `now`, with distinct keys), skipping those whose idempotency
+    key is stored; each row's `seq`, None for those skipped."""
+    if not rows.types:
         return []
     if not is_postgres(session):
-        return _insert_events_on_sqlite(session, rows)
+        return _insert_events_on_sqlite(session, environment_id, rows, now)
     # Timestamps go as they are (aware: the driver sends them in UTC, without a Python
     # conversion each); the environment and the receiving time are the batch's own.
-    parameters: dict[str, Any] = {
-        short: [r[name] for r in rows] for short, name in _COLUMNS.items()
+    parameters = {
+        "t": rows.types,
+        "n": rows.events,
+        "c": rows.company_ids,
+        "u": rows.users,
+        "q": rows.quantities,
+        "p": [orjson.dumps(p).decode() for p in rows.properties],
+        "ts": rows.timestamps,
+        "k": rows.keys,
+        "e": environment_id,
+        "r": naive_utc(now),
     }
-    parameters["p"] = [orjson.dumps(r["properties"]).decode() for r in rows]
-    parameters["e"] = rows[0]["environment_id"]
-    parameters["r"] = naive_utc(rows[0]["received_at"])
-    return _seqs_of_rows(rows, execute_on_postgres(session, _POSTGRES_INSERT, parameters))
+    return _seqs_of_rows(rows.keys, execute_on_postgres(session, _POSTGRES_INSERT, parameters))
 
 
 def store_events(
@@ -316,28 +330,28 @@ def store_events(
     # turns (counters, identities, the commit). Events uncommitted until then are invisible
     # to a counter being created meanwhile, so each is counted once, by one or the other.
     company_ids = _company_ids(session, environment_id, company_keys, now, lock=False)
-    rows = [_row_values(environment_id, e, company_ids, now) for e in events]
-    seqs = _insert_events(session, rows)
-    stored = [(row, seq) for row, seq in zip(rows, seqs, strict=True) if seq is not None]
+    rows = _Columns.of(events, company_ids, now)
+    seqs = _insert_events(session, environment_id, rows, now)
     usage = [
-        StoredEvent(
-            row["company_id"],
-            row["event"],
-            MeterEvent(_to_utc(row["timestamp"]), row["quantity"], row["properties"], seq),
+        StoredEvent(company_id, name, MeterEvent(_to_utc(moment), quantity, properties, seq))
+        for kind, name, company_id, quantity, properties, moment, seq in zip(
+            rows.types, rows.events, rows.company_ids, rows.quantities, rows.properties,
+            rows.timestamps, seqs, strict=True,
         )
-        for row, seq in stored
-        if row["type"] != "identify" and row["company_id"] is not None and row["event"]
-    ]
+        if seq is not None and kind != "identify" and company_id is not None and name
+    ]  # fmt: skip
     # Which counters the events add to, and what, is worked out before the lock; under it,
     # only the fold into the current values (made anew if a counter appeared meanwhile).
     plan = plan_events(session, usage)
     if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
         raise CompaniesDeleted
-    for row, _ in stored:
-        if row["type"] == "identify":
-            _apply_identity(session, environment_id, row["properties"], row["company_id"], now)
+    for kind, properties, company_id, seq in zip(
+        rows.types, rows.properties, rows.company_ids, seqs, strict=True
+    ):
+        if kind == "identify" and seq is not None:
+            _apply_identity(session, environment_id, properties, company_id, now)
     apply_planned(session, plan)
-    return len(stored)
+    return sum(seq is not None for seq in seqs)
 
 
 def _apply_identity(

@@ -24,27 +24,35 @@ from tierkit.server.services.checks import refreshed_in
 from tierkit.server.services.jobs import JobRun
 
 PERCENTS = (80, 100)
-_EVENTS_PER_RUN = 20_000
+_EVENTS_PER_RUN = 2_000_000
 _NEVER_RESETS = datetime(1970, 1, 1, tzinfo=UTC)
 """The `period_start` of usage that never resets."""
 
 
 def announce_usage_thresholds(run: JobRun) -> None:
-    """The `usage_thresholds` job's work. A first run starts after the newest event."""
+    """The `usage_thresholds` job's work. A first run starts after the newest event.
+
+    Each run covers the events numbered after its position, up to `_EVENTS_PER_RUN` of them:
+    the database hands back only which companies they belong to (a range of the primary key,
+    grouped there), so a run costs the same for ten events of a company as for a million, and
+    the job keeps up with any ingestion rate."""
     session = run.session
+    newest = session.scalar(select(func.max(EventRow.seq))) or 0
     if run.position is None:
-        run.position = session.scalar(select(func.max(EventRow.seq))) or 0
+        run.position = newest
         return
-    rows = session.execute(
-        select(EventRow.seq, EventRow.company_id)
-        .where(EventRow.seq > run.position)
-        .order_by(EventRow.seq)
-        .limit(_EVENTS_PER_RUN)
-    ).all()
-    if not rows:
+    until = min(newest, run.position + _EVENTS_PER_RUN)
+    if until <= run.position:
         return
-    run.position = rows[-1][0]
-    company_ids = sorted({company for _, company in rows if company is not None})
+    found = session.scalars(
+        select(EventRow.company_id)
+        .where(EventRow.seq > run.position, EventRow.seq <= until)
+        .distinct()
+    )
+    company_ids = sorted(company for company in found if company is not None)
+    run.position = until
+    if not company_ids:
+        return
     lock_companies(session, company_ids)
     companies = session.scalars(
         select(CompanyRow).where(CompanyRow.id.in_(company_ids)).order_by(CompanyRow.id)

@@ -148,7 +148,11 @@ _FLAT_KEY_BYTES = 64 * 4 + 8  # a key at its longest in UTF-8, quoted, with `:` 
 
 def _is_flat_and_small(value: dict[str, Any]) -> bool:
     """The common case, checked in one loop (event properties run through here a thousand
-    times a batch): scalar values, no NUL, numbers in bounds, and surely under the size cap."""
+    times a batch): at most 50 keys of 1-64 characters, scalar values, no NUL, numbers in
+    bounds, and surely under the size cap. Anything else takes the slow path, which says what
+    is wrong."""
+    if len(value) > 50:
+        return False
     size = 2
     for key, item in value.items():
         kind = type(item)
@@ -164,12 +168,14 @@ def _is_flat_and_small(value: dict[str, Any]) -> bool:
             size += _FLAT_KEY_BYTES + 5
         else:
             return False
-        if "\x00" in key:
+        if not 1 <= len(key) <= 64 or "\x00" in key:
             return False
     return size <= _METADATA_MAX_BYTES
 
 
 def _metadata(value: object) -> dict[str, Any]:
+    if type(value) is dict and _is_flat_and_small(value):
+        return value
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     if len(value) > 50:
@@ -177,8 +183,6 @@ def _metadata(value: object) -> dict[str, Any]:
     for key in value:
         if not 1 <= len(key) <= 64:
             raise ValueError("keys must be 1-64 characters")
-    if _is_flat_and_small(value):
-        return value
     _json_value(value, 1)
     if len(orjson.dumps(value)) > _METADATA_MAX_BYTES:
         raise ValueError(f"at most {_METADATA_MAX_BYTES} bytes of JSON")
