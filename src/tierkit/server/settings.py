@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        description="redis://host:6379/0. When set, rate limits are counted in Redis, shared "
-        "by every process and machine; else each process counts its own.",
+        description="`redis://host:6379/0`. When set, rate limits are counted in Redis, shared "
+        "by every process and machine; else each process counts its own (with N processes, "
+        "a key may make up to N times its limit).",
     )
     rate_limit_per_second: float = Field(
         default=0,
