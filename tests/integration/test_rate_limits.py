@@ -10,9 +10,11 @@ import secrets
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 import redis
 from starlette.types import ASGIApp, Receive, Scope, Send
+from websockets.sync.client import connect
 
 from tests.support.live_server import LiveServer
 from tierkit.server.app import create_app
@@ -181,3 +183,22 @@ def test_rate_limit__redis__two_limiters_share_one_count() -> None:
 def test_rate_limit__default_settings__no_limit(server_url: str, api: httpx.Client) -> None:
     # Given the default settings, a burst of 30 requests from one key is all answered
     assert {api.get("/v1/environment").status_code for _ in range(30)} == {200}
+
+
+def test_rate_limit__json_rpc_websocket__each_request_counts_and_is_refused_32029(
+    limited_url: str, services: Services
+) -> None:
+    # Given a key limited to a burst of 3, on the JSON-RPC WebSocket
+    _, key = services.api_keys.create_key("development", KeyKind.SECRET, "socket")
+    url = limited_url.replace("http", "ws", 1) + "/v1/rpc"
+    with connect(url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+        # When it sends 4 requests (a method that fails fast: no such feature)
+        answers = []
+        for number in range(4):
+            params = {"company": "acme", "feature": "nope"}
+            message = {"jsonrpc": "2.0", "id": number, "method": "check", "params": params}
+            ws.send(orjson.dumps(message))
+            answers.append(orjson.loads(ws.recv(timeout=10)))
+    # Then the first 3 are answered (feature not found), the 4th refused as rate limited
+    assert [a["error"]["code"] for a in answers] == [-32004, -32004, -32004, -32029]
+    assert answers[3]["error"]["data"]["type"] == "rate_limited"
