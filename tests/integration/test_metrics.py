@@ -211,3 +211,27 @@ def test_metrics__turned_off__no_route(unmetered_url: str) -> None:
 
 def test_metrics__not_in_the_openapi(anonymous: httpx.Client) -> None:
     assert "/metrics" not in anonymous.get("/openapi.json").json()["paths"]
+
+
+def test_metrics__unknown_method_or_path__bounded_labels(
+    api: httpx.Client, anonymous: httpx.Client
+) -> None:
+    # When clients send made-up methods and paths
+    for number, method in enumerate(("PROPFIND", "MKCOL", "COPY")):  # WebDAV's, for instance
+        assert api.request(method, "/v1/check").status_code == 405
+        assert api.get(f"/v1/nothing-{number}").status_code == 404
+    samples = scrape(anonymous)
+    # Then they are counted under `other` and `unmatched`, never as labels of their own
+    labels = [dict(pairs) for name, pairs in samples if name == "tierkit_http_requests_total"]
+    assert not any(label["method"] in ("PROPFIND", "MKCOL", "COPY") for label in labels)
+    assert not any("nothing" in label["route"] for label in labels)
+    assert (
+        value(
+            samples, "tierkit_http_requests_total", method="other", route="/v1/check", status="405"
+        )
+        == 3
+    )
+    assert (
+        value(samples, "tierkit_http_requests_total", method="GET", route="unmatched", status="404")
+        == 3
+    )

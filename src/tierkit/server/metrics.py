@@ -8,6 +8,7 @@ import hmac
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -36,6 +37,8 @@ logger = logging.getLogger("tierkit.metrics")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _UNMATCHED = "unmatched"
 """The route label of requests no route matched (404s): raw paths would be unbounded."""
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods kept as labels; any other a client sends is `other` (labels must stay few)."""
 
 
 class Metrics:
@@ -141,13 +144,17 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Each `labels()` call costs a lock and a lookup: the children are kept at hand.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+        self._in_progress: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        method = scope["method"]
+        method = scope["method"] if scope["method"] in _METHODS else "other"
         status = 500  # an exception with nothing sent is answered 500 by the server
 
         async def send_status(message: Message) -> None:
@@ -156,15 +163,24 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        in_progress = self.metrics.in_progress.labels(method)
+        in_progress = self._in_progress.get(method)
+        if in_progress is None:
+            in_progress = self._in_progress[method] = self.metrics.in_progress.labels(method)
         in_progress.inc()
         try:
             await self.app(scope, receive, send_status)
         finally:
             in_progress.dec()
             route = getattr(scope.get("route"), "path", None) or _UNMATCHED
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            counted = self._counted.get((method, route, status))
+            if counted is None:
+                counted = self.metrics.requests.labels(method, route, str(status))
+                self._counted[method, route, status] = counted
+            counted.inc()
+            timed = self._timed.get((method, route))
+            if timed is None:
+                timed = self._timed[method, route] = self.metrics.latency.labels(method, route)
+            timed.observe(time.perf_counter() - start)
 
 
 def install_metrics(app: FastAPI, settings: Settings, metrics: Metrics) -> None:

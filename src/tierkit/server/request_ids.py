@@ -4,10 +4,9 @@ new one; the reply carries it back, and every log line written for the request n
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-Request-Id"
@@ -25,7 +24,7 @@ def _id_of(scope: Scope) -> str:
             if _SANE.fullmatch(given):
                 return given
             break
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class RequestIds:
@@ -38,10 +37,11 @@ class RequestIds:
             return
         current = _id_of(scope)
         token = request_id.set(current)
+        header = (b"x-request-id", current.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[HEADER] = current
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
