@@ -4,6 +4,7 @@ moving as requests are made, over real HTTP on both databases."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -196,21 +197,26 @@ def test_metrics__token_set__only_its_bearer_reads_them(guarded_url: str) -> Non
     assert "tierkit_http_requests_total" in read.text
 
 
-@pytest.fixture
-def unmetered_url(live_server: LiveServer, database_url: str) -> Iterator[str]:
-    app = create_app(Settings(database_url=database_url, metrics=False))
+# These two read no data: one app on an unused SQLite path, not one per database.
+
+
+def test_metrics__turned_off__no_route(live_server: LiveServer, tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/unused.db", metrics=False))
     live_server.mount(app)
-    yield live_server.url
-    live_server.mount(None)
-    app.state.services.database.dispose()
+    try:
+        assert httpx.get(f"{live_server.url}/metrics", timeout=30).status_code == 404
+    finally:
+        live_server.mount(None)
+        app.state.services.database.dispose()
 
 
-def test_metrics__turned_off__no_route(unmetered_url: str) -> None:
-    assert httpx.get(f"{unmetered_url}/metrics", timeout=30).status_code == 404
-
-
-def test_metrics__not_in_the_openapi(anonymous: httpx.Client) -> None:
-    assert "/metrics" not in anonymous.get("/openapi.json").json()["paths"]
+def test_metrics__not_in_the_openapi(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/unused.db"))
+    try:
+        assert "/metrics" not in app.openapi()["paths"]
+        assert any(getattr(route, "path", None) == "/metrics" for route in app.routes)
+    finally:
+        app.state.services.database.dispose()
 
 
 def test_metrics__unknown_method_or_path__bounded_labels(

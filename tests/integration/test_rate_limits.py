@@ -114,9 +114,14 @@ def test_rate_limit__burst_past_the_limit__429_with_retry_after_and_other_keys_u
         assert int(ofrep.headers["Retry-After"]) >= 1
 
 
-def test_rate_limit__unknown_key__401_not_counted(limited_url: str, services: Services) -> None:
+@pytest.fixture
+def memory_limited_url(live_server: LiveServer, database_url: str) -> Iterator[str]:
+    yield from _serve(live_server, database_url, **_LIMITS)
+
+
+def test_rate_limit__unknown_key__401_not_counted(memory_limited_url: str) -> None:
     # Given a server with limits, when a missing or unknown key calls 5 times
-    with _client(limited_url, "tk_sec_" + "x" * 40) as stranger:
+    with _client(memory_limited_url, "tk_sec_" + "x" * 40) as stranger:
         statuses = {stranger.get("/v1/environment").status_code for _ in range(5)}
     # Then it is told who it is not (401), never 429: limits count authenticated keys
     assert statuses == {401}
