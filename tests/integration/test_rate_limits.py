@@ -207,3 +207,26 @@ def test_rate_limit__json_rpc_websocket__each_request_counts_and_is_refused_3202
     # Then the first 3 are answered (feature not found), the 4th refused as rate limited
     assert [a["error"]["code"] for a in answers] == [-32004, -32004, -32004, -32029]
     assert answers[3]["error"]["data"]["type"] == "rate_limited"
+
+
+def test_rate_limit__redis_unreachable__requests_let_through_and_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(rate_limit_per_second=0.1, rate_limit_burst=1)
+    key = Principal(f"key_{secrets.token_hex(8)}", KeyKind.SECRET, "env_1", "development")
+
+    async def burst() -> list[float]:
+        limiter = RedisRateLimiter(settings, "redis://127.0.0.1:1/0")  # nobody listens
+        try:
+            return [await limiter.wait_time(key) for _ in range(3)]
+        finally:
+            await limiter.close()
+
+    with caplog.at_level("WARNING", logger="tierkit.rate_limits"):
+        waits = asyncio.run(burst())
+    # Then past the burst of 1, nothing is refused (a limiter must not take the API down)
+    assert waits == [0, 0, 0]
+    # And it is said once, not once per request
+    warnings = [r for r in caplog.records if r.name == "tierkit.rate_limits"]
+    assert len(warnings) == 1
+    assert "Redis" in warnings[0].getMessage()

@@ -117,6 +117,9 @@ return 0
 """
 
 
+_WARN_EVERY_SECONDS = 60.0
+
+
 class RedisRateLimiter:
     """Counts shared by every process and machine on one Redis. When Redis cannot be reached
     requests are let through (and it is logged): a limiter must not take the API down."""
@@ -125,6 +128,7 @@ class RedisRateLimiter:
         self._limits = _Limits(settings)
         self._redis: Redis = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._script = self._redis.register_script(_GCRA)
+        self._warned_at = -math.inf
 
     async def wait_time(self, principal: Principal) -> float:
         limit = self._limits.of(principal)
@@ -136,7 +140,10 @@ class RedisRateLimiter:
                 keys=[f"tierkit:rate:{principal.key_id}"], args=[interval, limit.burst]
             )
         except RedisError as error:
-            logger.warning("rate limit not applied: Redis is unreachable (%s)", error)
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY_SECONDS:  # once a while, not per request
+                self._warned_at = now
+                logger.warning("rate limits are not applied: Redis fails (%s)", error)
             return 0.0
         return int(wait) / 1_000_000
 
