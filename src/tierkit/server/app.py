@@ -57,7 +57,9 @@ Tierkit answers "may this customer do this, and how much is left?".
 Authenticate with `Authorization: Bearer <key>` (or `X-Api-Key`). Secret keys (`tk_sec_...`) have
 full access to their environment; publishable keys (`tk_pub_...`) reach checks, OFREP and the
 pricing table only. Errors share one envelope:
-`{"error": {"type", "code", "message", "param", "details"}}`.
+`{"error": {"type", "code", "message", "param", "details"}}`. When rate limits are set
+(`TIERKIT_RATE_LIMIT_PER_SECOND`), a key over its limit gets `429` (`rate_limited`) with
+`Retry-After`. Every reply carries an `X-Request-Id` (the request's, or a new one).
 """
 
 
