@@ -139,3 +139,18 @@ def test_environment_file__sets_real_settings() -> None:
     }
     assert "TIERKIT_DATABASE_URL" in names
     assert names - _known_variables() == set()
+
+
+def test_dockerignore__keeps_what_the_dockerfile_copies_and_leaves_local_state_out() -> None:
+    lines = [
+        line
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert lines[0] == "*"  # everything out, then what the image needs back in
+    kept = {line.removeprefix("!").rstrip("/") for line in lines if line.startswith("!")}
+    copied = set()
+    for line in re.findall(r"^COPY (.+)$", (DEPLOY / "Dockerfile").read_text(), re.MULTILINE):
+        *sources, _ = line.split()
+        copied |= {source.rstrip("/") for source in sources}
+    assert copied <= kept
