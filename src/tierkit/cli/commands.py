@@ -12,6 +12,7 @@ import typer
 from tierkit import __version__
 from tierkit.cli.admin import environments, keys
 from tierkit.cli.catalog import catalog
+from tierkit.cli.config import config
 from tierkit.cli.context import (
     DEFAULT_URL,
     DatabaseUrl,
@@ -48,6 +49,7 @@ app.command("import-data")(import_data)
 app.add_typer(users, name="users")
 app.add_typer(catalog, name="catalog")
 app.add_typer(plans, name="plans")
+app.add_typer(config, name="config")
 
 Host = Annotated[str, typer.Option(envvar="TIERKIT_HOST", help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(envvar="TIERKIT_PORT", min=1, max=65535, help="TCP port.")]

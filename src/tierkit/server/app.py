@@ -42,6 +42,9 @@ from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
 from tierkit.server.logs import configure_logging
+from tierkit.server.metrics import Metrics, install_metrics
+from tierkit.server.rate_limits import build_rate_limiter
+from tierkit.server.request_ids import HEADER, RequestIds
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.services.timed_events import time_driven_jobs
@@ -57,7 +60,9 @@ Tierkit answers "may this customer do this, and how much is left?".
 Authenticate with `Authorization: Bearer <key>` (or `X-Api-Key`). Secret keys (`tk_sec_...`) have
 full access to their environment; publishable keys (`tk_pub_...`) reach checks, OFREP and the
 pricing table only. Errors share one envelope:
-`{"error": {"type", "code", "message", "param", "details"}}`.
+`{"error": {"type", "code", "message", "param", "details"}}`. When rate limits are set
+(`TIERKIT_RATE_LIMIT_PER_SECOND`), a key over its limit gets `429` (`rate_limited`) with
+`Retry-After`. Every reply carries an `X-Request-Id` (the request's, or a new one).
 """
 
 
@@ -67,7 +72,11 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     database = Database(settings.database_url)
-    services = Services.build(database, clock, cache_seconds=settings.cache_seconds)
+    metrics = Metrics() if settings.metrics else None
+    services = Services.build(
+        database, clock, cache_seconds=settings.cache_seconds, telemetry=metrics
+    )
+    rate_limiter = build_rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             jobs.stop()
         if dispatcher is not None:
             dispatcher.stop()
+        await rate_limiter.close()
         database.dispose()
 
     app = FastAPI(
@@ -90,15 +100,20 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     )
     app.state.services = services
     app.state.settings = settings
+    app.state.rate_limiter = rate_limiter
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "X-Api-Key", "Content-Type", "If-None-Match"],
-        expose_headers=["ETag", "Retry-After"],
+        allow_headers=["Authorization", "X-Api-Key", "Content-Type", "If-None-Match", HEADER],
+        expose_headers=["ETag", "Retry-After", HEADER],
     )
+    if metrics is not None:
+        metrics.watch_webhooks(services.webhooks)
+        install_metrics(app, settings, metrics)
+    app.add_middleware(RequestIds)  # outermost: every log line of the request names it
     routers = (
         health.router,
         environment.router,

@@ -8,10 +8,13 @@ from typing import Any
 
 import orjson
 
+from tierkit.server.request_ids import request_id
 from tierkit.server.settings import Settings
 
 
 class JSONFormatter(logging.Formatter):
+    """One JSON object per line, with the `request_id` of the request it was written for."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -19,6 +22,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        current = request_id.get()
+        if current is not None:
+            entry["request_id"] = current
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./tierkit.db"
@@ -19,8 +19,14 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite:///path.db or postgresql://user@host/db.",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="The least severe log lines written."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per line, each with the `request_id` of the "
+        "request it was written for.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get a 413."
     )
@@ -77,4 +83,34 @@ class Settings(BaseSettings):
         le=3600,
         description="How often each time-driven job runs (across all processes): the most a "
         "time-driven webhook is late.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="`redis://host:6379/0`. When set, rate limits are counted in Redis, shared "
+        "by every process and machine; else each process counts its own (with N processes, "
+        "a key may make up to N times its limit).",
+    )
+    rate_limit_per_second: float = Field(
+        default=0,
+        ge=0,
+        description="Requests per second each API key may make, on average (0: no limit). "
+        "Counted per key on every route a key authenticates; over it, a 429 with `Retry-After`.",
+    )
+    rate_limit_publishable_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        description="The limit of publishable keys, when it differs from secret keys' "
+        "(0: no limit; unset: `rate_limit_per_second`).",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many requests a key that was idle may make at once before the "
+        "per-second rate applies (unset: one second's worth).",
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at `/metrics`.")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, `/metrics` answers only `Authorization: Bearer <token>`; "
+        "else anyone who reaches the port may read it.",
     )

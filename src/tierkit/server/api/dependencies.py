@@ -9,10 +9,11 @@ from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from tierkit.server.rate_limits import RateLimiter
 from tierkit.server.services.api_keys import KeyKind, Principal
 from tierkit.server.services.audit import current_actor
 from tierkit.server.services.container import Services
-from tierkit.server.services.errors import AuthenticationFailed, PermissionDenied
+from tierkit.server.services.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -35,6 +36,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_principal(
+    request: Request,
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key_header)],
@@ -54,6 +56,14 @@ async def principal_of(services: Services, secret: str | None) -> Principal:
     principal = services.api_keys.trusted(secret)
     if principal is None:
         principal = await run_in_threadpool(services.api_keys.authenticate, secret)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = await limiter.wait_time(principal)
+    if wait > 0:
+        raise RateLimited(
+            f"This key made more requests than its limit allows; retry in {wait:.2f} s "
+            "(see `Retry-After`).",
+            retry_after=wait,
+        )
     # The request's changes are audited as this key's (the route runs in this context).
     current_actor.set(f"key:{principal.key_id}")
     return principal

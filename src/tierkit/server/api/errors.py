@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +24,7 @@ from tierkit.server.services.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    RateLimited,
 )
 
 logger = logging.getLogger("tierkit.api")
@@ -33,6 +35,7 @@ _STATUS_OF_ERROR: dict[type[DomainError], int] = {
     PermissionDenied: 403,
     NotFound: 404,
     Conflict: 409,
+    RateLimited: 429,
 }
 
 _TYPE_OF_STATUS = {
@@ -286,7 +289,23 @@ def problems_of(error: DomainError | ValidationError) -> tuple[int, str, list[Er
 
 async def _on_domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)  # noqa: S101 - registered for DomainError only
+    if isinstance(error, RateLimited):
+        return _rate_limited(request, error)
     return _respond(request, *_domain_error_parts(error))
+
+
+def _rate_limited(request: Request, error: RateLimited) -> Response:
+    """429 with `Retry-After` in whole seconds (HTTP's unit), and the exact wait in
+    `details` (`{"param": "retry_after", "retry_after": 0.25, ...}`) for clients that can
+    sleep less than a second."""
+    wait = round(error.retry_after, 3)
+    headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    if request.url.path.startswith((_KICKPLAN_PREFIX, _OFREP_PREFIX)):
+        return _respond(request, 429, error.code, error.message, headers=headers)
+    body = error_body(429, error.code, error.message)
+    detail = {"param": "retry_after", "message": f"Retry in {wait} s.", "retry_after": wait}
+    body["error"]["details"] = [detail]
+    return JSONResponse(body, status_code=429, headers=headers)
 
 
 def _is_unparsed_body(item: Mapping[str, Any]) -> bool:

@@ -30,6 +30,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.tables import CreditTypeRow, FeatureRow, PlanRow
 from tierkit.server.services.plan_versions import read_held_versions
 from tierkit.server.services.rows import to_feature, to_plan
+from tierkit.server.services.telemetry import CacheRead, NoTelemetry, Telemetry
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -41,7 +42,8 @@ class KeyedCache(Generic[K, V]):
     """A bounded map of built values, each kept at most `max_age` seconds. A write that ends
     while a value is being built makes that value stale: it is returned once but not kept."""
 
-    def __init__(self, max_size: int, max_age: float) -> None:
+    def __init__(self, max_size: int, max_age: float, on_read: CacheRead | None = None) -> None:
+        self._on_read = on_read or NoTelemetry().cache_reads("")
         self._values: OrderedDict[K, tuple[V, float]] = OrderedDict()
         self._generations: dict[K, int] = {}
         self._epoch = 0  # moves on when every entry is dropped at once
@@ -50,7 +52,9 @@ class KeyedCache(Generic[K, V]):
         self._max_age = max_age
 
     def get(self, key: K, build: Callable[[], V]) -> V:
+        """The value (a hit), or the value built now (a miss)."""
         value = self.peek(key)
+        self._on_read(value is not None)
         if value is not None:
             return value
         generation = self._generations.get(key, 0), self._epoch
@@ -63,11 +67,16 @@ class KeyedCache(Generic[K, V]):
         return value
 
     def peek(self, key: K) -> V | None:
-        """The value if it is built and fresh, without building it."""
+        """The value if it is built and fresh, without building it (not counted as a read:
+        see `count_hit`)."""
         entry = self._values.get(key)
         if entry is None or entry[1] <= time.monotonic():
             return None
         return entry[0]
+
+    def count_hit(self) -> None:
+        """Count a read answered by `peek`."""
+        self._on_read(True)
 
     def invalidate(self, key: K) -> None:
         with self._lock:
@@ -83,15 +92,21 @@ class KeyedCache(Generic[K, V]):
 
 
 class CatalogCache:
-    def __init__(self, database: Database, max_age: float) -> None:
+    def __init__(
+        self, database: Database, max_age: float, telemetry: Telemetry | None = None
+    ) -> None:
         self._db = database
-        self._catalogs: KeyedCache[str, Catalog] = KeyedCache(1_000, max_age)
+        on_read = (telemetry or NoTelemetry()).cache_reads("catalog")
+        self._catalogs: KeyedCache[str, Catalog] = KeyedCache(1_000, max_age, on_read)
 
     def get(self, environment_id: str) -> Catalog:
         return self._catalogs.get(environment_id, lambda: self._build(environment_id))
 
     def peek(self, environment_id: str) -> Catalog | None:
         return self._catalogs.peek(environment_id)
+
+    def count_hit(self) -> None:
+        self._catalogs.count_hit()
 
     def invalidate(self, environment_id: str) -> None:
         self._catalogs.invalidate(environment_id)

@@ -40,6 +40,7 @@ from tierkit.server.services.errors import InvalidRequest
 from tierkit.server.services.events import ensure_companies
 from tierkit.server.services.features import feature_not_found
 from tierkit.server.services.states import LoadedCompany, load_company, load_user
+from tierkit.server.services.telemetry import NoTelemetry, Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +83,20 @@ class CheckService:
         catalogs: CatalogCache,
         max_age: float,
         changes: ChangeFeed | None = None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry = telemetry or NoTelemetry()
         self._changes = changes or ChangeFeed()
         self._db = database
         self._clock = clock
         self._catalogs = catalogs
         self._companies: KeyedCache[tuple[str, str], LoadedCompany] = KeyedCache(
-            _STATES_KEPT, max_age
+            _STATES_KEPT, max_age, telemetry.cache_reads("company")
         )
-        self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(_STATES_KEPT, max_age)
+        self._users: KeyedCache[tuple[str, str], UserState] = KeyedCache(
+            _STATES_KEPT, max_age, telemetry.cache_reads("user")
+        )
 
     def catalog_changed(self, environment_id: str) -> None:
         """A catalog write can move a company's usage window (a plan's period, a feature's
@@ -167,7 +173,10 @@ class CheckService:
         catalog = self._catalogs.get(environment_id)
         company = self._company(environment_id, request.company, fresh=fresh)
         user = self._user(environment_id, request.user)
-        return self._decide(catalog, company, user, request)
+        decisions = self._decide(catalog, company, user, request)
+        if not fresh:  # fresh reads are the console's and usage pages', not checks
+            self._telemetry.decided(decisions)
+        return decisions
 
     def check_from_memory(
         self, environment_id: str, request: CheckRequest
@@ -185,7 +194,13 @@ class CheckService:
                 return None
         if catalog is None:
             return None
-        return self._decide(catalog, company, user, request)
+        decisions = self._decide(catalog, company, user, request)
+        self._catalogs.count_hit()
+        self._companies.count_hit()
+        if user is not None:
+            self._users.count_hit()
+        self._telemetry.decided(decisions)
+        return decisions
 
     def consume(
         self, environment_id: str, request: CheckRequest, idempotency_key: str | None
@@ -242,6 +257,7 @@ class CheckService:
                             event_seq=seq,
                             feature=key,
                         )
+                self._telemetry.decided((decision,))
                 return decision
         finally:
             self.company_changed(environment_id, request.company)

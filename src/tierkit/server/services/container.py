@@ -28,6 +28,7 @@ from tierkit.server.services.plans import PlanService
 from tierkit.server.services.pricing import PricingService
 from tierkit.server.services.sdk import SdkService
 from tierkit.server.services.subscriptions import SubscriptionService
+from tierkit.server.services.telemetry import Telemetry
 from tierkit.server.services.usage import UsageService
 from tierkit.server.services.users import UserService
 from tierkit.server.services.webhooks import WebhookService
@@ -63,20 +64,28 @@ class Services:
 
     @classmethod
     def build(
-        cls, database: Database, clock: Clock = system_clock, *, cache_seconds: float = 10.0
+        cls,
+        database: Database,
+        clock: Clock = system_clock,
+        *,
+        cache_seconds: float = 10.0,
+        telemetry: Telemetry | None = None,
     ) -> Services:
         """`cache_seconds`: how long checks trust what they read (other processes' writes
-        reach this one within it; this process's own writes at once)."""
-        catalogs = CatalogCache(database, cache_seconds)
+        reach this one within it; this process's own writes at once). `telemetry`: what
+        counts cache reads, decisions and events (the app's metrics)."""
+        catalogs = CatalogCache(database, cache_seconds, telemetry)
         feed = ChangeFeed()
-        checks = CheckService(database, clock, catalogs, cache_seconds, feed)
+        checks = CheckService(database, clock, catalogs, cache_seconds, feed, telemetry=telemetry)
         catalog_changed = feed.catalog_hook(checks.catalog_changed)
 
         def customer(kind: ChangeKind) -> Callable[[str, str], None]:
             return feed.customer_hook(checks.company_changed, kind)
 
         user_changed = feed.user_hook(checks.user_changed)
-        events = EventService(database, clock, catalogs, customer(ChangeKind.USAGE), user_changed)
+        events = EventService(
+            database, clock, catalogs, customer(ChangeKind.USAGE), user_changed, telemetry=telemetry
+        )
         features = FeatureService(database, clock, catalog_changed)
         plans = PlanService(database, clock, catalog_changed)
         credits = CreditService(

@@ -57,3 +57,14 @@ def named_in_body(error: NotFound, param: str | None) -> DomainError:
     """A missing object named by a body field (`param`) is a bad field of the body (400), not
     a missing object of the route (404)."""
     return error if param is None else InvalidRequest(error.message, code=error.code, param=param)
+
+
+class RateLimited(DomainError):
+    """The key made more requests than its limit allows; it may retry after `retry_after`
+    seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

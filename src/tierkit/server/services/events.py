@@ -36,6 +36,7 @@ from tierkit.server.services.companies import get_company_row, upsert_company_in
 from tierkit.server.services.counters import StoredEvent, apply_planned, plan_events
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.telemetry import NoTelemetry, Telemetry
 from tierkit.server.services.users import add_membership_in, upsert_user_in
 
 MAX_BATCH = 1000
@@ -434,7 +435,10 @@ class EventService:
         catalogs: CatalogCache,
         on_customer_change: Callable[[str, str], None] = lambda environment_id, key: None,
         on_user_change: Callable[[str, str], None] = lambda environment_id, key: None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or NoTelemetry()
         self._db = database
         self._clock = clock
         self._catalogs = catalogs
@@ -466,6 +470,7 @@ class EventService:
             stored = self._store(environment_id, unique, now)
         finally:
             self._forget(environment_id, events)
+        self._telemetry.ingested(stored, len(events) - stored)
         return IngestResult(accepted=stored, duplicates=len(events) - stored)
 
     def _store(self, environment_id: str, events: Sequence[NewEvent], now: datetime) -> int:

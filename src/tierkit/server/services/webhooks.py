@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tierkit.server.db import Database
@@ -113,6 +113,14 @@ class Outcome:
     succeeded: bool
     retry_after: timedelta | None
     """When to try again; None: give up."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookBacklog:
+    pending_deliveries: int
+    """Deliveries not yet succeeded nor given up (due now or waiting for a retry)."""
+    unsent_events: int
+    """Events of the outbox not yet turned into deliveries."""
 
 
 def _endpoint(row: WebhookEndpointRow, secret: str | None = None) -> Endpoint:
@@ -368,6 +376,21 @@ class WebhookService:
             return _delivery(
                 delivery, event, _attempts_of(session, [delivery.id]).get(delivery.id, [])
             )
+
+    def backlog(self) -> WebhookBacklog:
+        """What is left to send, in every environment (read at each metrics scrape)."""
+        with self._db.read() as session:
+            deliveries = session.scalar(
+                select(func.count())
+                .select_from(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.status == "pending")
+            )
+            events = session.scalar(
+                select(func.count())
+                .select_from(OutboxEventRow)
+                .where(OutboxEventRow.fanned_out.is_(False))
+            )
+        return WebhookBacklog(pending_deliveries=deliveries or 0, unsent_events=events or 0)
 
     # -- the dispatcher's side ---------------------------------------------------------------
 

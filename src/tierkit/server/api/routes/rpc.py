@@ -31,11 +31,12 @@ from tierkit.server.api.routes.checks import answer_check, answer_check_bulk
 from tierkit.server.api.routes.usage import record_events
 from tierkit.server.api.schemas.checks import CheckBody, CheckBulkBody
 from tierkit.server.api.schemas.common import ExternalKey, InputModel
+from tierkit.server.rate_limits import RateLimiter
 from tierkit.server.services.api_keys import Principal
 from tierkit.server.services.changes import Change, ChangeKind
 from tierkit.server.services.checks import CheckRequest
 from tierkit.server.services.container import Services
-from tierkit.server.services.errors import AuthenticationFailed, DomainError, NotFound
+from tierkit.server.services.errors import AuthenticationFailed, DomainError, NotFound, RateLimited
 
 logger = logging.getLogger("tierkit.rpc")
 
@@ -46,7 +47,14 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-_CODE_OF_STATUS = {400: INVALID_PARAMS, 401: -32001, 403: -32003, 404: -32004, 409: -32009}
+_CODE_OF_STATUS = {
+    400: INVALID_PARAMS,
+    401: -32001,
+    403: -32003,
+    404: -32004,
+    409: -32009,
+    429: -32029,
+}
 _MAX_BATCH = 100
 
 
@@ -81,6 +89,7 @@ class _Session:
         self.websocket = websocket
         self.services = services
         self.principal = principal
+        self.limiter: RateLimiter = websocket.app.state.rate_limiter
         self.subscribed: dict[str, bytes | None] = {}  # company -> last entitlements sent
         self.changed: asyncio.Queue[str | None] = asyncio.Queue(maxsize=10_000)
         self._send_lock = asyncio.Lock()
@@ -156,6 +165,7 @@ class _Session:
             response = _error(request_id, METHOD_NOT_FOUND, f"No method {method!r}; try {names}.")
             return None if is_notification else response
         try:
+            await self._count_request()
             result = await handler(message.get("params"))
         except (DomainError, RequestValidationError) as error:
             status, envelope = envelope_of(error)
@@ -167,6 +177,15 @@ class _Session:
         else:
             response = _result(request_id, result)
         return None if is_notification else response
+
+    async def _count_request(self) -> None:
+        """Each JSON-RPC request counts as one request of the key (its rate limit)."""
+        wait = await self.limiter.wait_time(self.principal)
+        if wait > 0:
+            raise RateLimited(
+                f"This key made more requests than its limit allows; retry in {wait:.2f} s.",
+                retry_after=wait,
+            )
 
     async def notify_changes(self) -> None:
         """Send `entitlements.changed` for each subscribed company whose decisions moved."""
