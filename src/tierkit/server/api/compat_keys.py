@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from tierkit.server.api.dependencies import Access, ServicesDep, authorize, principal_of
+from tierkit.server.api.dependencies import Access, authorize, principal_of
 from tierkit.server.services.api_keys import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <tierkit key>`.")
@@ -29,13 +29,13 @@ COMMET_KEY_PREFIXES = ("ck_", "rk_")
 
 
 async def _schematic_principal(
-    services: ServicesDep,
+    request: Request,
     schematic: Annotated[str | None, Security(_schematic_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> Principal:
     secret = schematic or (bearer.credentials if bearer is not None else api_key)
-    return await principal_of(services, secret)
+    return await principal_of(request, secret)
 
 
 async def _schematic_secret(
@@ -53,14 +53,14 @@ async def _schematic_any(
 
 
 async def _commet_secret(
-    services: ServicesDep,
+    request: Request,
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
     secret = api_key or (bearer.credentials if bearer is not None else None)
     if secret is not None and secret.startswith(COMMET_KEY_PREFIXES):
         secret = secret[3:]  # both prefixes are three characters
-    principal = await principal_of(services, secret)
+    principal = await principal_of(request, secret)
     authorize(principal, Access.SECRET)
     return principal
 

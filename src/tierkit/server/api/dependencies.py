@@ -37,16 +37,17 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 async def get_principal(
     request: Request,
-    services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> Principal:
     secret = bearer.credentials if bearer is not None else api_key
-    return await principal_of(services, secret)
+    return await principal_of(request, secret)
 
 
-async def principal_of(services: Services, secret: str | None) -> Principal:
-    """The caller holding `secret` (a key however it was sent): 401 when none or unknown."""
+async def principal_of(request: Request, secret: str | None) -> Principal:
+    """The caller holding `secret` (a key however it was sent): 401 when none or unknown,
+    429 when the key is past its rate limit."""
+    services: Services = request.app.state.services
     if not secret:
         raise AuthenticationFailed(
             "No API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`.",
