@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.live_server import free_port
+from tests.support.secret_key import TEST_SECRET_KEY
 
 TIERKIT = str(Path(sys.executable).parent / "tierkit")
 
@@ -22,6 +23,7 @@ def run_tierkit(
     *args: str, database_url: str | None = None, cwd: Path | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
+    env["TIERKIT_SECRET_KEY"] = TEST_SECRET_KEY
     if database_url is not None:
         env["TIERKIT_DATABASE_URL"] = database_url
     result = subprocess.run(
@@ -47,7 +49,11 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
-        env = inherited | {"TIERKIT_DATABASE_URL": database_url} | (env or {})
+        env = (
+            inherited
+            | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_SECRET_KEY": TEST_SECRET_KEY}
+            | (env or {})
+        )
         self.log = cwd / f"server-{self.port}.log"
         self._log_file = self.log.open("a")  # a restart on the same port adds to it
         self.process = subprocess.Popen(

@@ -39,6 +39,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
 from tierkit.server.logs import configure_logging
+from tierkit.server.secret_keys import secret_box
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.services.timed_events import time_driven_jobs
@@ -63,12 +64,15 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
+    box = secret_box(settings)
+    box.check()  # no key, no server: webhook secrets could be neither sealed nor opened
     database = Database(settings.database_url)
-    services = Services.build(database, clock, cache_seconds=settings.cache_seconds)
+    services = Services.build(database, clock, cache_seconds=settings.cache_seconds, secret_box=box)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _log_startup(database)
+        _reseal_secrets(services)
         dispatcher = _webhook_dispatcher(settings, services, clock)
         jobs = _job_runner(settings, services, dispatcher)
         yield
@@ -181,6 +185,14 @@ def _log_startup(database: Database) -> None:
             revision,
             head,
         )
+
+
+def _reseal_secrets(services: Services) -> None:
+    if current_revision(services.database) != head_revision():
+        return  # the tables may not be there yet; `tierkit migrate` first
+    sealed = services.webhooks.reseal_secrets()
+    if sealed:
+        logger.info("sealed %d webhook signing secrets with the current secret key", sealed)
 
 
 def create_app_from_environment() -> FastAPI:
