@@ -20,10 +20,15 @@ TIERKIT = str(Path(sys.executable).parent / "tierkit")
 
 
 def run_tierkit(
-    *args: str, database_url: str | None = None, cwd: Path | None = None, check: bool = True
+    *args: str,
+    database_url: str | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
-    env["TIERKIT_SECRET_KEY"] = TEST_SECRET_KEY
+    """`tierkit <args>` with the test's secret key, and `env` added to its environment."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
+    env = inherited | {"TIERKIT_SECRET_KEY": TEST_SECRET_KEY} | (env or {})
     if database_url is not None:
         env["TIERKIT_DATABASE_URL"] = database_url
     result = subprocess.run(

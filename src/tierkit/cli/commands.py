@@ -129,12 +129,12 @@ def serve(
 ) -> None:
     """Serve the API (the schema must be current: see `tierkit migrate`)."""
     settings = _settings(database_url, log_level)
+    _check_secret_key(settings)
     database = Database(settings.database_url)
     try:
         ensure_schema_current(database)
     finally:
         database.dispose()
-    _check_secret_key(settings)
     _run_server(settings, host, port, workers)
 
 

@@ -41,8 +41,8 @@ def sqlite_key_file(database_url: str) -> Path | None:
 
 
 def _key_text(settings: Settings) -> str:
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
+    if settings.secret_key is not None and settings.secret_key.get_secret_value().strip():
+        return settings.secret_key.get_secret_value()  # (set but empty counts as not set)
     if settings.secret_key_file is not None:
         return _read(settings.secret_key_file)
     url = make_url(normalize_database_url(settings.database_url))
