@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from tests.support.live_server import LiveServer
+from tests.support.secret_key import TEST_SECRET_KEY
 from tierkit.server.app import create_app
 from tierkit.server.db import Database, normalize_database_url
 from tierkit.server.db.migrate import create_schema
@@ -24,6 +25,9 @@ from tierkit.server.services.container import Services
 from tierkit.server.settings import Settings
 
 POSTGRES_URL = os.environ.get("TIERKIT_TEST_DATABASE_URL")
+# Every app, services container and CLI of a test seals webhook secrets with this key (the
+# e2e helpers hand it to the processes they start); tests of the key's absence set their own.
+os.environ["TIERKIT_SECRET_KEY"] = TEST_SECRET_KEY
 BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
 

@@ -14,14 +14,21 @@ import httpx
 import pytest
 
 from tests.support.live_server import free_port
+from tests.support.secret_key import TEST_SECRET_KEY
 
 TIERKIT = str(Path(sys.executable).parent / "tierkit")
 
 
 def run_tierkit(
-    *args: str, database_url: str | None = None, cwd: Path | None = None, check: bool = True
+    *args: str,
+    database_url: str | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
+    """`tierkit <args>` with the test's secret key, and `env` added to its environment."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
+    env = inherited | {"TIERKIT_SECRET_KEY": TEST_SECRET_KEY} | (env or {})
     if database_url is not None:
         env["TIERKIT_DATABASE_URL"] = database_url
     result = subprocess.run(
@@ -47,7 +54,11 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
-        env = inherited | {"TIERKIT_DATABASE_URL": database_url} | (env or {})
+        env = (
+            inherited
+            | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_SECRET_KEY": TEST_SECRET_KEY}
+            | (env or {})
+        )
         self.log = cwd / f"server-{self.port}.log"
         self._log_file = self.log.open("a")  # a restart on the same port adds to it
         self.process = subprocess.Popen(

@@ -1,5 +1,6 @@
 """`tierkit export-data` and `tierkit import-data` as an operator runs them: the demo moves to
-a freshly migrated database, which then answers the same; a second import is refused."""
+a freshly migrated database, which then answers the same; a second import is refused, unless
+`--replace`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import orjson
 from tests.e2e.conftest import run_tierkit
 
 
-def test_export_then_import__demo_moves_to_a_new_database__same_catalog_and_refused_twice(
+def test_export_then_import__demo_moves_to_a_new_database__refused_twice_unless_replace(
     tmp_path: Path,
 ) -> None:
     # Given the demo in one database and a freshly migrated other one
@@ -40,4 +41,14 @@ def test_export_then_import__demo_moves_to_a_new_database__same_catalog_and_refu
     # and a second import is refused with a message, writing nothing
     repeated = run_tierkit("import-data", str(export), database_url=target, check=False)
     assert repeated.returncode == 1
-    assert "already holds data" in repeated.stderr
+    assert "already holds data in 'development' (" in repeated.stderr
+    assert "--replace" in repeated.stderr
+
+    # and with --replace it says what it deleted and leaves the same catalog
+    replaced = run_tierkit("import-data", str(export), "--replace", database_url=target)
+    assert "replaced:" in replaced.stderr
+    assert "rows that development held were deleted" in replaced.stderr
+    assert f"imported: {sum(header['rows'].values())} rows of development" in replaced.stderr
+    after = run_tierkit("export-data", "-e", "development", database_url=target).stdout
+    for table in ("features", "plans", "companies"):
+        assert keys(after.splitlines(), table) == keys(written, table)

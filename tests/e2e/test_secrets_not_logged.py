@@ -13,6 +13,7 @@ import httpx
 
 from tests.e2e.conftest import ServerProcess, run_tierkit
 from tests.support.receiver import Receiver, receiver  # noqa: F401 - the fixture
+from tests.support.secret_key import TEST_SECRET_KEY
 
 StartServer = Callable[..., ServerProcess]
 
@@ -58,12 +59,12 @@ def test_server_log__keys_and_webhook_secrets_in_use__none_of_them_logged(
         assert len(receiver.requests) >= 2  # a failed delivery and its retry
     server.stop()
 
-    # Then the log shows the requests, and none of the secrets
+    # Then the log shows the requests, and none of the secrets, nor the key sealing them
     log = server.log.read_text()
     assert "/v1/webhooks" in log
     assert "401" in log
     signing = [endpoint["secret"], rotated.json()["secret"]]
-    hidden = [secret, revoked_secret, unknown, *signing]
+    hidden = [secret, revoked_secret, unknown, *signing, TEST_SECRET_KEY]
     hidden += [s.removeprefix("whsec_") for s in signing]
     hidden += [base64.b64decode(s.removeprefix("whsec_")).hex() for s in signing]
     assert [h for h in hidden if h in log] == []

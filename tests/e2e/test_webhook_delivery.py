@@ -36,6 +36,7 @@ from tests.conftest import SettableClock
 from tests.e2e.conftest import TIERKIT, run_tierkit
 from tests.support.api import create_feature, create_plan, parse_utc
 from tests.support.live_server import free_port
+from tests.support.secret_key import TEST_SECRET_KEY
 from tierkit.server.db import Database
 from tierkit.server.services.container import Services
 from tierkit.server.workers.webhooks import WebhookDispatcher
@@ -970,7 +971,11 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIERKIT_")}
-        env |= {"TIERKIT_DATABASE_URL": database_url, **settings}
+        env |= {
+            "TIERKIT_DATABASE_URL": database_url,
+            "TIERKIT_SECRET_KEY": TEST_SECRET_KEY,
+            **settings,
+        }
         self.log = cwd / f"server-{self.port}.log"
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(

@@ -21,6 +21,7 @@ from tierkit.server.demo import load_demo_catalog
 from tierkit.server.services.container import Services
 from tierkit.server.services.data_transfer import DataTransferService
 from tierkit.server.services.errors import Conflict, InvalidRequest
+from tierkit.server.services.usage_verify import UsageVerifyService
 
 
 @pytest.fixture
@@ -144,3 +145,87 @@ def test_import__twice_or_cut_short_or_not_an_export__refused_and_nothing_writte
     with pytest.raises(Conflict) as repeated:
         DataTransferService(target).import_lines(iter(exported))
     assert repeated.value.code == "environment_not_empty"
+
+
+# Importing into an environment that already holds data
+
+
+def without_numbering(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows without the numeric ids an import may renumber (nor the columns that follow them)."""
+    dropped = {"seq", "id", "latest_seq", "event_seq", "counter_id"}
+    return {
+        table: [
+            {k: v for k, v in row.items() if k not in dropped or isinstance(v, str)} for row in rows
+        ]
+        for table, rows in tables.items()
+    }
+
+
+def test_import__into_environment_holding_data__refused_naming_what_it_holds_nothing_written(
+    full: Services, database: Database, target: Database
+) -> None:
+    # Given a target whose development holds the demo (catalog, companies, usage)
+    services = Services.build(target)
+    load_demo_catalog(services, services.environments.get_environment("development").id)
+    before = list(DataTransferService(target).export_lines())
+    exported = list(DataTransferService(database).export_lines("development"))
+
+    # When development's export is imported without --replace
+    with pytest.raises(Conflict) as refused:
+        DataTransferService(target).import_lines(iter(exported))
+
+    # Then it is refused, naming the environment and what it holds, and nothing is written
+    assert refused.value.code == "environment_not_empty"
+    assert "'development' (" in refused.value.message
+    assert "--replace" in refused.value.message
+    held = {detail.param for detail in refused.value.details}
+    assert {"development.features", "development.companies"} <= held
+    assert list(DataTransferService(target).export_lines()) == before
+
+
+def test_import_replace__environment_holding_data__becomes_the_files_others_untouched(
+    full: Services, database: Database, target: Database
+) -> None:
+    # Given a target whose development and production both hold the demo (so its events,
+    # ledger and audit log already use the numeric ids the file's rows have)
+    services = Services.build(target)
+    development = services.environments.get_environment("development")
+    load_demo_catalog(services, development.id)
+    load_demo_catalog(services, services.environments.get_environment("production").id)
+    production_before = list(DataTransferService(target).export_lines("production"))
+    exported = list(DataTransferService(database).export_lines("development"))
+
+    # When development's export is imported with replace
+    result = DataTransferService(target).import_lines(iter(exported), replace=True)
+
+    # Then development holds exactly the file's rows (numeric ids moved past production's)
+    assert result.replaced["development"] > 0
+    assert {"events", "audit_log"} <= set(result.renumbered)
+    again = list(DataTransferService(target).export_lines("development"))
+    source_rows, target_rows = normalized(exported), normalized(again)
+    assert source_rows.keys() == target_rows.keys()
+    for table in source_rows.keys() - {"environments"}:
+        assert without_numbering(target_rows)[table] == without_numbering(source_rows)[table], table
+    # with its numbering consistent: every counter equals a recount of its moved events
+    report = UsageVerifyService(target).verify("development")
+    assert report.counters > 0
+    assert report.drifts == []
+    # and production is untouched
+    assert list(DataTransferService(target).export_lines("production")) == production_before
+    # and the environment keeps working: new rows are numbered after the imported ones
+    _, created = services.customers.upsert_company(development.id, "newco", {"name": "New Co"})
+    assert created
+
+
+def test_import__into_empty_target__numeric_ids_kept_not_renumbered(
+    full: Services, database: Database, target: Database
+) -> None:
+    exported = list(DataTransferService(database).export_lines("development"))
+
+    result = DataTransferService(target).import_lines(iter(exported))
+
+    assert (result.replaced, result.renumbered) == ({}, [])
+    assert (
+        normalized(list(DataTransferService(target).export_lines("development")))["events"]
+        == normalized(exported)["events"]
+    )

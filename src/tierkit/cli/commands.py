@@ -29,9 +29,11 @@ from tierkit.cli.webhooks import webhooks
 from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import upgrade
+from tierkit.server.secret_keys import secret_box
 from tierkit.server.services.api_keys import KeyKind
 from tierkit.server.services.container import Services
 from tierkit.server.services.errors import DomainError
+from tierkit.server.services.secret_box import generate_key
 from tierkit.server.settings import Settings
 
 app = typer.Typer(
@@ -63,6 +65,15 @@ DEV_KEY_FILE = Path(".tierkit/dev-key")
 def version() -> None:
     """Print Tierkit's version."""
     out.print(__version__)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for TIERKIT_SECRET_KEY (it seals webhook signing secrets at rest).
+
+    To rotate, set `TIERKIT_SECRET_KEY=<new>,<old>`: servers seal every secret with the new key
+    when they start; drop the old one once all of them have restarted."""
+    out.print(generate_key())
 
 
 @app.command()
@@ -120,6 +131,7 @@ def serve(
 ) -> None:
     """Serve the API (the schema must be current: see `tierkit migrate`)."""
     settings = _settings(database_url, log_level)
+    _check_secret_key(settings)
     database = Database(settings.database_url)
     try:
         ensure_schema_current(database)
@@ -158,7 +170,9 @@ def dev(
         """-d '{"company": "initech", "feature": "api_calls", "quantity": 5, "consume": true}'"""
     )
     out.print()
-    _run_server(_settings(database_url, log_level), host, port, workers=1)
+    settings = _settings(database_url, log_level)
+    _check_secret_key(settings)
+    _run_server(settings, host, port, workers=1)
 
 
 def _settings(database_url: str, log_level: str) -> Settings:
@@ -167,6 +181,14 @@ def _settings(database_url: str, log_level: str) -> Settings:
     except ValueError as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+
+
+def _check_secret_key(settings: Settings) -> None:
+    try:
+        secret_box(settings).check()
+    except DomainError as error:
+        err.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from error
 
 
 def _development_key(services: Services) -> str:

@@ -45,6 +45,7 @@ from tierkit.server.logs import configure_logging
 from tierkit.server.metrics import Metrics, install_metrics
 from tierkit.server.rate_limits import build_rate_limiter
 from tierkit.server.request_ids import HEADER, RequestIds
+from tierkit.server.secret_keys import secret_box
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.services.timed_events import time_driven_jobs
@@ -71,16 +72,23 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
+    box = secret_box(settings)
+    box.check()  # no key, no server: webhook secrets could be neither sealed nor opened
     database = Database(settings.database_url)
     metrics = Metrics() if settings.metrics else None
     services = Services.build(
-        database, clock, cache_seconds=settings.cache_seconds, telemetry=metrics
+        database,
+        clock,
+        cache_seconds=settings.cache_seconds,
+        telemetry=metrics,
+        secret_box=box,
     )
     rate_limiter = build_rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _log_startup(database)
+        _reseal_secrets(services)
         dispatcher = _webhook_dispatcher(settings, services, clock)
         jobs = _job_runner(settings, services, dispatcher)
         yield
@@ -202,6 +210,14 @@ def _log_startup(database: Database) -> None:
             revision,
             head,
         )
+
+
+def _reseal_secrets(services: Services) -> None:
+    if current_revision(services.database) != head_revision():
+        return  # the tables may not be there yet; `tierkit migrate` first
+    sealed = services.webhooks.reseal_secrets()
+    if sealed:
+        logger.info("sealed %d webhook signing secrets with the current secret key", sealed)
 
 
 def create_app_from_environment() -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -18,6 +19,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite:///path.db or postgresql://user@host/db.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="The key(s) sealing webhook signing secrets at rest: base64url of 32 bytes "
+        "(`tierkit secret-key`), comma-separated to rotate (the first seals, all open). "
+        "Required with PostgreSQL; with SQLite, a key file beside the database is used (and "
+        "created) when neither this nor `secret_key_file` is set.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the key(s) instead, one a line (the first seals).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="The least severe log lines written."

@@ -27,6 +27,7 @@ from tierkit.server.services.plan_migrations import PlanMigrationService
 from tierkit.server.services.plans import PlanService
 from tierkit.server.services.pricing import PricingService
 from tierkit.server.services.sdk import SdkService
+from tierkit.server.services.secret_box import SecretBox
 from tierkit.server.services.subscriptions import SubscriptionService
 from tierkit.server.services.telemetry import Telemetry
 from tierkit.server.services.usage import UsageService
@@ -61,6 +62,7 @@ class Services:
     audit: AuditService
     jobs: JobService
     console_users: ConsoleUserService
+    secret_box: SecretBox
 
     @classmethod
     def build(
@@ -70,10 +72,19 @@ class Services:
         *,
         cache_seconds: float = 10.0,
         telemetry: Telemetry | None = None,
+        secret_box: SecretBox | None = None,
     ) -> Services:
         """`cache_seconds`: how long checks trust what they read (other processes' writes
         reach this one within it; this process's own writes at once). `telemetry`: what
-        counts cache reads, decisions and events (the app's metrics)."""
+        counts cache reads, decisions and events (the app's metrics). `secret_box` seals
+        secrets at rest; by default, with the keys `TIERKIT_SECRET_KEY*` configure for this
+        database (`server/secret_keys.py`), loaded when first needed."""
+        if secret_box is None:
+            from tierkit.server.secret_keys import secret_box_of_environment
+
+            secret_box = secret_box_of_environment(
+                database.url.render_as_string(hide_password=False)
+            )
         catalogs = CatalogCache(database, cache_seconds, telemetry)
         feed = ChangeFeed()
         checks = CheckService(database, clock, catalogs, cache_seconds, feed, telemetry=telemetry)
@@ -115,8 +126,9 @@ class Services:
             credits=credits,
             changes=feed,
             sdk=SdkService(clock, checks, events),
-            webhooks=WebhookService(database, clock),
+            webhooks=WebhookService(database, clock, secret_box),
             audit=AuditService(database, clock),
             jobs=JobService(database, clock),
             console_users=ConsoleUserService(database, clock),
+            secret_box=secret_box,
         )

@@ -3,9 +3,16 @@ Lines: a header, then one line per row, tables in dependency order. It moves a d
 between SQLite and PostgreSQL (or backs one up) exactly: ids, timestamps and JSON are kept.
 
 Import writes in one transaction into a database at the same schema revision. An environment
-of the file whose name the target already has is merged into that one only if it holds
-nothing yet (as a fresh database's `development` and `production`); numeric ids (events, the
-ledger, the audit log...) are kept, so the target must not hold rows with the same ones.
+of the file whose name the target already has takes the file's rows if it holds nothing yet
+(as a fresh database's `development` and `production`); if it holds data, the import is
+refused with what it holds, unless `replace` is set: then its rows are deleted first, in the
+same transaction (the environment keeps its id; its keys become the file's). Numeric ids
+(events, the ledger, the audit log...) are kept when the target holds none as high; else the
+file's are renumbered after the target's, in order, and the columns that refer to them follow.
+
+Webhook signing secrets travel sealed, as stored: the target must hold the key that sealed
+them (the import checks each opens, and refuses otherwise), so an export holds no secret in
+clear.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Table, func, insert, select, text, true
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select, text, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +33,9 @@ from tierkit.server.db.tables import Base, EnvironmentRow
 from tierkit.server.db.types import UTCDateTime
 from tierkit.server.db.upserts import is_postgres
 from tierkit.server.services.environments import find_environment_row
-from tierkit.server.services.errors import Conflict, InvalidRequest
+from tierkit.server.services.errors import Conflict, DomainError, ErrorDetail, InvalidRequest
+from tierkit.server.services.secret_box import SecretBox
+from tierkit.server.services.webhooks import open_secret
 
 FORMAT = "tierkit-data"
 FORMAT_VERSION = 1
@@ -42,10 +51,23 @@ Progress = Callable[[int, int], None]
 """`progress(rows_done, rows_total)`."""
 
 
+_RENUMBERED_WITH = {
+    ("webhook_deliveries", "event_seq"): "webhook_events",
+    ("usage_uniques", "counter_id"): "usage_counters",
+    ("usage_counters", "latest_seq"): "events",
+    ("credit_ledger", "event_seq"): "events",
+}
+"""Columns holding a numeric id of another table (a foreign key or not): renumbered with it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     environments: list[str]
     rows: int
+    replaced: dict[str, int]
+    """Rows deleted from each replaced environment (with `replace`)."""
+    renumbered: list[str]
+    """Tables whose numeric ids were moved past the target's own."""
 
 
 def _tables() -> list[Table]:
@@ -76,8 +98,10 @@ def _selected(table: Table, environment_ids: list[str] | None) -> ColumnElement[
 
 
 class DataTransferService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, secret_box: SecretBox | None = None) -> None:
+        """`secret_box`: the target's, to check that imported webhook secrets open."""
         self._database = database
+        self._box = secret_box
 
     def export_lines(
         self, environment: str | None = None, progress: Progress | None = None
@@ -138,9 +162,14 @@ class DataTransferService:
         return [find_environment_row(session, environment).id]
 
     def import_lines(
-        self, lines: Iterable[bytes], progress: Progress | None = None
+        self,
+        lines: Iterable[bytes],
+        progress: Progress | None = None,
+        *,
+        replace: bool = False,
     ) -> ImportResult:
-        """Write an export's rows in one transaction (nothing on any error)."""
+        """Write an export's rows in one transaction (nothing on any error). `replace`: an
+        environment of the target that holds data is emptied first instead of refused."""
         stream = iter(line for line in lines if line.strip())
         header = _header(next(stream, b""))
         total = sum(int(count) for count in header["rows"].values())
@@ -148,6 +177,8 @@ class DataTransferService:
         exported: dict[str, str] = header["environments"]
         with self._database.write() as session:
             renamed = self._environments_to_merge(session, exported)
+            replaced = self._empty(session, renamed, replace=replace)
+            numbering = _Renumbering(session)
             pending: list[dict[str, Any]] = []
             current: Table | None = None
             done = 0
@@ -160,6 +191,9 @@ class DataTransferService:
                     row["environment_id"] = renamed.get(
                         row["environment_id"], row["environment_id"]
                     )
+                numbering.apply(table, row)
+                if table.name == "webhook_endpoints":
+                    self._check_secret(row, number)
                 if table is not current:
                     self._write(session, current, pending)
                     current, pending = table, []
@@ -180,33 +214,71 @@ class DataTransferService:
                 _advance_sequences(session)
         if progress is not None:
             progress(done, total)
-        return ImportResult(sorted(exported), done)
+        return ImportResult(sorted(exported), done, replaced, numbering.renumbered)
+
+    def _check_secret(self, row: dict[str, Any], number: int) -> None:
+        if self._box is None or not isinstance(row.get("secret"), str):
+            return
+        try:
+            open_secret(self._box, row["secret"], str(row["id"]))
+        except DomainError as error:
+            raise Conflict(
+                f"Line {number}: {error.message} Import with the secret key(s) of the database "
+                "that wrote the export (TIERKIT_SECRET_KEY=<this one's>,<that one's>).",
+                code="secret_key_unknown",
+            ) from error
 
     def _environments_to_merge(self, session: Session, exported: dict[str, str]) -> dict[str, str]:
-        """Exported environment id -> the target's id, for the names the target already has
-        (each of which must hold nothing yet)."""
+        """Exported environment id -> the target's id, for the names the target already has."""
         rows = session.execute(
             select(EnvironmentRow.name, EnvironmentRow.id).where(
                 EnvironmentRow.name.in_(list(exported))
             )
         ).all()
         existing: dict[str, str] = {row.name: row.id for row in rows}
-        for name, environment_id in existing.items():
-            for table in _tables():
-                if "environment_id" not in table.c:
-                    continue
-                held = session.scalar(
-                    select(func.count())
-                    .select_from(table)
-                    .where(table.c.environment_id == environment_id)
-                )
-                if held:
-                    raise Conflict(
-                        f"The target's environment '{name}' already holds data ({table.name}); "
-                        "import into a database where it is new or empty.",
-                        code="environment_not_empty",
-                    )
         return {exported[name]: environment_id for name, environment_id in existing.items()}
+
+    def _empty(self, session: Session, renamed: dict[str, str], *, replace: bool) -> dict[str, int]:
+        """Make the target's environments that the file fills empty (`replace`), or refuse if
+        one holds data, naming what it holds. Rows deleted per environment name."""
+        rows = session.execute(
+            select(EnvironmentRow.id, EnvironmentRow.name).where(
+                EnvironmentRow.id.in_(list(renamed.values()))
+            )
+        ).all()
+        names = {row.id: row.name for row in rows}
+        held: dict[str, dict[str, int]] = {}
+        for environment_id in renamed.values():
+            for table in _tables():
+                scope = _scope(table, [environment_id])
+                if table.name == "environments" or scope is None:
+                    continue
+                count = session.scalar(select(func.count()).select_from(table).where(scope))
+                if count:
+                    held.setdefault(names[environment_id], {})[table.name] = count
+        if held and not replace:
+            raise Conflict(
+                "The target already holds data in "
+                + "; ".join(
+                    f"'{name}' ({', '.join(f'{n} {t}' for t, n in sorted(tables.items()))})"
+                    for name, tables in sorted(held.items())
+                )
+                + ". Import into an empty environment, or replace its contents with the "
+                "file's (`--replace`: deleted and written in one transaction).",
+                code="environment_not_empty",
+                details=[
+                    ErrorDetail(f"{name}.{table}", f"{count} rows")
+                    for name, tables in sorted(held.items())
+                    for table, count in sorted(tables.items())
+                ],
+            )
+        by_id = {name: environment_id for environment_id, name in names.items()}
+        for name in held:
+            for table in reversed(_tables()):
+                scope = _scope(table, [by_id[name]])
+                if table.name != "environments" and scope is not None:
+                    session.execute(delete(table).where(scope))
+        return {name: sum(tables.values()) for name, tables in held.items()}
 
     def _write(self, session: Session, table: Table | None, rows: list[dict[str, Any]]) -> None:
         if table is None or not rows:
@@ -219,6 +291,43 @@ class DataTransferService:
                 "as the file's; import into a database without them.",
                 code="rows_exist",
             ) from error
+
+
+class _Renumbering:
+    """Moves a table's numeric ids past the target's own when they would collide. Rows of a
+    table come in id order, so its first row tells the file's lowest id."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._offsets: dict[str, int] = {}
+        self.renumbered: list[str] = []
+
+    def apply(self, table: Table, row: dict[str, Any]) -> None:
+        serial = _serial_column(table)
+        if serial is not None and table.name not in self._offsets:
+            self._offsets[table.name] = self._offset(table, serial, row[serial])
+        if serial is not None:
+            row[serial] += self._offsets[table.name]
+        for (name, column), source in _RENUMBERED_WITH.items():
+            if name == table.name and row.get(column) is not None:
+                row[column] += self._offsets.get(source, 0)
+
+    def _offset(self, table: Table, serial: str, lowest: int) -> int:
+        highest = self._session.scalar(select(func.max(table.c[serial]))) or 0
+        if highest < lowest:
+            return 0
+        self.renumbered.append(table.name)
+        return highest - lowest + 1
+
+
+def _serial_column(table: Table) -> str | None:
+    """The name of the table's autoincremented integer key, if it has one."""
+    columns = list(table.primary_key.columns)
+    if len(columns) == 1 and columns[0].autoincrement is True:
+        return columns[0].name
+    if len(columns) == 1 and columns[0].type.python_type is int and not columns[0].foreign_keys:
+        return columns[0].name
+    return None
 
 
 def _header(line: bytes) -> dict[str, Any]:

@@ -5,6 +5,10 @@ Deliveries are signed as Standard Webhooks (https://www.standardwebhooks.com): `
 (the event's `msg_...` id, the same on every retry), `webhook-timestamp` (seconds), and
 `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` keyed with the
 base64-decoded part of the secret after `whsec_`.
+
+Secrets are stored sealed (`secret_box.py`, bound to their endpoint's id): the database, its
+backups and its exports hold no secret in clear. `reseal_secrets` seals the ones written in
+clear by earlier versions and those sealed with a key that is no longer the first.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -35,6 +40,9 @@ from tierkit.server.services.audit import WEBHOOK_EVENT_TYPES, add_event, record
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.secret_box import SecretBox, SecretKeyError, is_sealed
+
+logger = logging.getLogger("tierkit.webhooks")
 
 DISABLE_AFTER = timedelta(days=3)
 """An endpoint failing every delivery this long is disabled."""
@@ -43,6 +51,21 @@ _EXCERPT = 500
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+_PREFIX = "whsec_"
+
+
+def seal_secret(box: SecretBox, secret: str, endpoint_id: str) -> str:
+    """What the endpoint's row stores of its secret."""
+    return box.seal(base64.b64decode(secret.removeprefix(_PREFIX)), bound_to=endpoint_id)
+
+
+def open_secret(box: SecretBox, stored: str, endpoint_id: str) -> str:
+    """The secret of a row (one stored in clear by an earlier version reads as it is)."""
+    if not is_sealed(stored):
+        return stored
+    return _PREFIX + base64.b64encode(box.open(stored, bound_to=endpoint_id)).decode()
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -173,9 +196,10 @@ def endpoint_not_found(endpoint_id: str) -> NotFound:
 
 
 class WebhookService:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, clock: Clock, box: SecretBox) -> None:
         self._db = database
         self._clock = clock
+        self._box = box
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -193,15 +217,16 @@ class WebhookService:
         _check_event_types(event_types)
         now = self._clock()
         secret = new_secret()
+        endpoint_id = new_id("whe")
         row = WebhookEndpointRow(
-            id=new_id("whe"),
+            id=endpoint_id,
             environment_id=environment_id,
             url=url,
             description=description,
             event_types=sorted(set(event_types)),
             enabled=enabled,
             disabled_reason=None,
-            secret=secret,
+            secret=seal_secret(self._box, secret, endpoint_id),
             failing_since=None,
             created_at=now,
             updated_at=now,
@@ -271,7 +296,7 @@ class WebhookService:
         secret = new_secret()
         with self._db.write() as session:
             row = _find(session, environment_id, endpoint_id, lock=True)
-            row.secret, row.updated_at = secret, now
+            row.secret, row.updated_at = seal_secret(self._box, secret, endpoint_id), now
             record_change(
                 session,
                 environment_id,
@@ -448,19 +473,38 @@ class WebhookService:
             ).all()
             claimed = []
             for delivery, endpoint, event in rows:
+                try:
+                    secret = open_secret(self._box, endpoint.secret, endpoint.id)
+                except SecretKeyError:
+                    # Unsigned is never sent: the delivery waits for the right key.
+                    logger.error("webhook endpoint %s: its secret does not open", endpoint.id)
+                    continue
                 delivery.leased_until = now + lease
                 claimed.append(
                     DueDelivery(
                         delivery.id,
                         endpoint.id,
                         endpoint.url,
-                        endpoint.secret,
+                        secret,
                         event.id,
                         _body(event),
                         delivery.attempts,
                     )
                 )
             return claimed
+
+    def reseal_secrets(self) -> int:
+        """Seal with the current key every secret stored in clear or under an older key (at
+        start, so an upgrade or a key rotation takes effect by itself); how many it sealed."""
+        with self._db.write() as session:
+            rows = session.scalars(
+                select(WebhookEndpointRow).order_by(WebhookEndpointRow.id).with_for_update()
+            ).all()
+            stale = [row for row in rows if not self._box.is_sealed_with_current_key(row.secret)]
+            for row in stale:
+                secret = open_secret(self._box, row.secret, row.id)
+                row.secret = seal_secret(self._box, secret, row.id)
+            return len(stale)
 
     def record_attempts(self, outcomes: Sequence[Outcome]) -> None:
         """Store the outcomes of a batch of attempts in one transaction: each delivery done,
