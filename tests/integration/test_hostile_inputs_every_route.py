@@ -78,6 +78,23 @@ VALID: dict[tuple[str, str], Body] = {
     ("POST", "/ofrep/v1/evaluate/flags"): lambda n: {"context": {"targetingKey": "zz_acme"}},
     ("POST", "/v1/webhooks"): lambda n: {"url": "https://example.com/h"},
     ("PATCH", "/v1/webhooks/{endpoint_id}"): lambda n: {"description": "d"},
+    ("POST", "/compat/schematic/flags/{key}/check"): lambda n: {"company": {"id": "zz_acme"}},
+    ("POST", "/compat/schematic/flags/check"): lambda n: {"company": {"id": "zz_acme"}},
+    ("POST", "/compat/schematic/companies"): lambda n: {"keys": {"id": f"hx_{n}"}, "name": "C"},
+    ("POST", "/compat/schematic/users"): lambda n: {"keys": {"id": f"hx_{n}"}, "name": "U"},
+    ("POST", "/compat/schematic/batch"): lambda n: {
+        "events": [{"type": "track", "body": {"event": "zz_call", "company": {"id": "zz_acme"}}}]
+    },
+    ("POST", "/compat/commet/api/v1/usage/check"): lambda n: {
+        "customerId": "zz_acme",
+        "featureCode": "zz_calls",
+    },
+    ("POST", "/compat/commet/api/v1/usage/events"): lambda n: {
+        "customerId": "zz_acme",
+        "featureCode": "zz_calls",
+    },
+    ("POST", "/compat/commet/api/v1/plans"): lambda n: {"name": "T", "code": f"hx_{n}"},
+    ("POST", "/compat/commet/api/v1/plans/manage"): lambda n: {"name": "T", "code": f"hx_{n}"},
 }
 """A body each route accepts (None: a route whose strings are all covered elsewhere: plan
 migrations take numbers only; catalog documents are swept by `test_catalog_bad_input.py`)."""
@@ -92,6 +109,11 @@ EVALUATING = {
     ("POST", "/v1/events"),
     ("POST", "/api/metrics/set"),
     ("POST", "/v1/metrics/set"),
+    ("POST", "/compat/schematic/flags/{key}/check"),
+    ("POST", "/compat/schematic/flags/check"),
+    ("POST", "/compat/schematic/batch"),
+    ("POST", "/compat/commet/api/v1/usage/check"),
+    ("POST", "/compat/commet/api/v1/usage/events"),
 }
 """Routes whose strings feed an evaluation or an event and are not echoed back."""
 
@@ -237,7 +259,8 @@ def with_raw(body: dict[str, Any], field: str, raw: bytes) -> bytes:
 
 
 def is_refusal(reply: httpx.Response) -> bool:
-    """A 4xx in the route's documented envelope (ours; Kickplan's and OFREP's on theirs)."""
+    """A 4xx in the route's documented envelope (ours and Commet's; Kickplan's, OFREP's and
+    Schematic's on theirs)."""
     try:
         body = reply.json()
     except ValueError:
@@ -246,6 +269,7 @@ def is_refusal(reply: httpx.Response) -> bool:
         (isinstance(body.get("error"), dict) and bool(body["error"].get("code")))
         or bool(body.get("errorCode"))  # OFREP
         or (bool(body.get("type")) and bool(body.get("message")))  # Kickplan
+        or (isinstance(body.get("error"), str) and bool(body.get("code")))  # Schematic
     )
     return 400 <= reply.status_code < 500 and envelope
 
