@@ -39,10 +39,12 @@ from tierkit.server.db import Database
 from tierkit.server.db.database import describe_database_url
 from tierkit.server.db.migrate import current_revision, head_revision
 from tierkit.server.logs import configure_logging
+from tierkit.server.services.change_relay import build_relay
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.services.timed_events import time_driven_jobs
 from tierkit.server.settings import Settings
+from tierkit.server.workers.change_listener import start_change_listener
 from tierkit.server.workers.jobs import JobRunner
 from tierkit.server.workers.webhooks import WebhookDispatcher
 
@@ -64,11 +66,13 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     database = Database(settings.database_url)
-    services = Services.build(database, clock, cache_seconds=settings.cache_seconds)
+    relay = build_relay(database, settings.redis_url)
+    services = Services.build(database, clock, cache_seconds=settings.cache_seconds, relay=relay)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _log_startup(database)
+        listener = start_change_listener(services, settings.redis_url)
         dispatcher = _webhook_dispatcher(settings, services, clock)
         jobs = _job_runner(settings, services, dispatcher)
         yield
@@ -76,6 +80,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             jobs.stop()
         if dispatcher is not None:
             dispatcher.stop()
+        if listener is not None:
+            listener.stop()
+        if relay is not None:
+            relay.close()
         database.dispose()
 
     app = FastAPI(

@@ -11,6 +11,7 @@ from tierkit.server.services.api_keys import ApiKeyService
 from tierkit.server.services.audit import AuditService
 from tierkit.server.services.catalog_apply import CatalogService
 from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.change_relay import ChangeRelay
 from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock, system_clock
@@ -60,13 +61,23 @@ class Services:
     audit: AuditService
     jobs: JobService
     console_users: ConsoleUserService
+    relay: ChangeRelay | None = None
 
     @classmethod
     def build(
-        cls, database: Database, clock: Clock = system_clock, *, cache_seconds: float = 10.0
+        cls,
+        database: Database,
+        clock: Clock = system_clock,
+        *,
+        cache_seconds: float = 10.0,
+        relay: ChangeRelay | None = None,
     ) -> Services:
-        """`cache_seconds`: how long checks trust what they read (other processes' writes
-        reach this one within it; this process's own writes at once)."""
+        """`cache_seconds`: how long checks trust what they read when no note of a change
+        reaches them (this process's own writes take effect at once). `relay`: how this
+        process's writes tell other processes (`change_relay.build_relay`); none, and they
+        learn of them within their `cache_seconds`."""
+        if relay is not None:
+            relay.install()
         catalogs = CatalogCache(database, cache_seconds)
         feed = ChangeFeed()
         checks = CheckService(database, clock, catalogs, cache_seconds, feed)
@@ -110,4 +121,5 @@ class Services:
             audit=AuditService(database, clock),
             jobs=JobService(database, clock),
             console_users=ConsoleUserService(database, clock),
+            relay=relay,
         )
