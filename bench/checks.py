@@ -72,7 +72,7 @@ def _value(feature: Feature, tier: int) -> Entitlement:
     return Entitlement(feature.key, value=10 ** (tier + 1))
 
 
-def _seed(services: Services, environment_id: str) -> list[str]:
+def seed(services: Services, environment_id: str) -> list[str]:
     features = _features()
     for feature in features:
         services.features.create_feature(environment_id, feature)
@@ -145,7 +145,7 @@ end
 """
 
 
-def _wrk(
+def wrk(
     url: str, path: str, key: str, features: list[str], seconds: int, connections: int
 ) -> dict[str, float]:
     script = Path(tempfile.mkdtemp()) / "load.lua"
@@ -193,15 +193,15 @@ def _warm(url: str, key: str) -> float:
 def run(name: str, database_url: str, seconds: int, connections: int, cache: float) -> list[str]:
     database, services, environment_id, key = open_environment(database_url)
     started = time.monotonic()
-    features = _seed(services, environment_id)
+    features = seed(services, environment_id)
     seeded = time.monotonic() - started
     database.dispose()
     port = 8940 + (name == "PostgreSQL")
     with serve("bench_app:make_app", database_url, port, cache_seconds=str(cache)) as url:
         warmed = _warm(url, key)
-        _wrk(url, "/v1/check", key, features, 2, connections)
-        check = _wrk(url, "/v1/check", key, features, seconds, connections)
-        floor = _wrk(url, "/bench/echo", key, features, seconds, connections)
+        wrk(url, "/v1/check", key, features, 2, connections)
+        check = wrk(url, "/v1/check", key, features, seconds, connections)
+        floor = wrk(url, "/bench/echo", key, features, seconds, connections)
     ratio = check["rps"] / floor["rps"]
     return [
         f"| {name} | `POST /v1/check` | {check['rps']:.0f} | {check['p50']:.2f} | "
