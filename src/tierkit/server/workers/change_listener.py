@@ -110,7 +110,16 @@ class PostgresListener(ChangeListener):
         url = self._relay.database.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         with psycopg.connect(
-            conninfo, autocommit=True, application_name=listener_name(), connect_timeout=5
+            conninfo,
+            autocommit=True,
+            application_name=listener_name(),
+            connect_timeout=5,
+            # A connection that died without a word (a network fault) is noticed in seconds.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+            tcp_user_timeout=10_000,
         ) as connection:
             connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._relay.channel)))
             self._subscribed()
@@ -145,6 +154,8 @@ class RedisListener(ChangeListener):
             self._url,
             client_name=listener_name(),
             socket_connect_timeout=5,
+            socket_timeout=10,
+            socket_keepalive=True,
             health_check_interval=int(_PING_SECONDS),
         )
         pubsub = client.pubsub()
