@@ -1,13 +1,13 @@
 """Checks and event ingestion with 1, 2 and 4 server processes (`tierkit serve --workers N`)
 on one PostgreSQL: how throughput grows with processes.
 
-Usage: .venv/bin/python bench/scale.py --postgres URL [--workers 1 2 4] [--seconds 6]
-       [--companies 200] [--batches 30] [--clients 8] [--connections 32]
+Usage: .venv/bin/python bench/scale.py --postgres URL [--workers 1 2 4] [--seconds 5]
+       [--companies 200] [--batches 20] [--clients 8] [--connections 32]
 
 The workloads are bench/checks.py's (random company and feature per `POST /v1/check`, loaded
 by wrk) and bench/ingest.py's (batches of 1000 events over 100 companies), with their code.
 Checks use fewer companies (200 by default) so that every process holds all of them after the
-warm-up (16 clients each check every company: a keep-alive connection sticks to one process,
+warm-up (12 clients each check every company: a keep-alive connection sticks to one process,
 and each process caches what it reads), as one long-running process would. Servers
 trust what they read for an hour (`TIERKIT_CACHE_SECONDS=3600`): other processes' writes reach
 them by notification. The load generators run on the same machine as the servers: on a
@@ -38,7 +38,7 @@ def scale_checks(
     results = {}
     for count in workers:
         with serve_workers(database_url, PORT, count, cache_seconds="3600") as url:
-            checks.warm(url, key, 16, each_client_all=True)
+            checks.warm(url, key, 12, each_client_all=True)
             checks.wrk(url, "/v1/check", key, features, 2, connections)
             results[count] = checks.wrk(url, "/v1/check", key, features, seconds, connections)
         print(f"checks, {count} process(es): {results[count]['rps']:.0f} req/s", flush=True)
@@ -63,10 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=os.environ.get("TIERKIT_TEST_DATABASE_URL"))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--seconds", type=int, default=6, help="wrk's measured run per count")
+    parser.add_argument("--seconds", type=int, default=5, help="wrk's measured run per count")
     parser.add_argument("--connections", type=int, default=32, help="wrk's connections")
     parser.add_argument("--companies", type=int, default=200, help="companies checked")
-    parser.add_argument("--batches", type=int, default=30, help="batches of 1000 events")
+    parser.add_argument("--batches", type=int, default=20, help="batches of 1000 events")
     parser.add_argument("--clients", type=int, default=8, help="concurrent ingestion clients")
     args = parser.parse_args()
     if not args.postgres:

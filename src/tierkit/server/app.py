@@ -157,7 +157,8 @@ def _webhook_dispatcher(
         timeout_seconds=settings.webhook_timeout_seconds,
         retry_seconds=settings.webhook_retry_seconds,
     )
-    services.changes.listen(lambda change: dispatcher.wake())
+    # Another process's change woke its own dispatcher: this one need not look.
+    services.changes.listen(lambda change: None if change.heard else dispatcher.wake())
     dispatcher.start()
     return dispatcher
 

@@ -46,6 +46,8 @@ class Change:
     kind: ChangeKind
     company: str | None = None
     user: str | None = None
+    heard: bool = False
+    """Made by another process (its note was heard), not by this one."""
 
     def concerns(self, environment_id: str) -> bool:
         return self.environment_id in (environment_id, ALL_ENVIRONMENTS)
@@ -110,9 +112,10 @@ class ChangeFeed:
         *,
         company: str | None = None,
         user: str | None = None,
+        heard: bool = False,
     ) -> None:
         with self._lock:
-            change = Change(next(self._seq), environment_id, kind, company, user)
+            change = Change(next(self._seq), environment_id, kind, company, user, heard)
             listeners = list(self._listeners.values())
         for listener in listeners:
             try:
@@ -120,8 +123,10 @@ class ChangeFeed:
             except Exception:  # a listener's failure must not fail the write that published
                 logger.exception("a change listener failed")
 
-    def publish_note(self, note: ChangeNote) -> None:
-        self.publish(note.environment_id, note.kind, company=note.company, user=note.user)
+    def publish_note(self, note: ChangeNote, *, heard: bool = False) -> None:
+        self.publish(
+            note.environment_id, note.kind, company=note.company, user=note.user, heard=heard
+        )
 
     def catalog_hook(self, invalidate: Callable[[str], None]) -> CatalogHook:
         """A service's catalog-write callback: drop the cache, then publish."""

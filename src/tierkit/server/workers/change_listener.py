@@ -184,11 +184,11 @@ def start_change_listener(services: Services, redis_url: str | None) -> ChangeLi
     def on_notes(notes: list[ChangeNote]) -> None:
         for note in notes:
             services.checks.forget(note)
-            services.changes.publish_note(note)
+            services.changes.publish_note(note, heard=True)
 
     def on_resync() -> None:
         services.checks.forget_everything()
-        services.changes.publish(ALL_ENVIRONMENTS, ChangeKind.RESET)
+        services.changes.publish(ALL_ENVIRONMENTS, ChangeKind.RESET, heard=True)
 
     listener: ChangeListener
     if redis_url:
