@@ -6,11 +6,10 @@ has ended (`changes_catalog`, `changes_customer` on service methods), and stage 
 their transaction carries to other processes (`changes.staging`, `change_relay.py`), which drop
 theirs when it arrives. Without notes (SQLite, or while a process's notification channel is
 down) an entry expires after `max_age` (TIERKIT_CACHE_SECONDS): the fallback bound. Most
-time-driven changes
-need no invalidation: a company's state holds its subscription history, override expiries and
-grants, and the engine reads them at the instant of each check. The exception is a plan's new
-credit period, whose grant must be written: a cached company state is not trusted past its
-next credit instant (`CheckService`, `LoadedCompany.refresh_at`).
+time-driven changes need no invalidation: a company's state holds its subscription history,
+override expiries and grants, and the engine reads them at the instant of each check. The
+exception is a plan's new credit period, whose grant must be written: a cached company state
+is not trusted past its next credit instant (`CheckService`, `LoadedCompany.refresh_at`).
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ class CheckService:
         now = self._clock()
         note = ChangeNote(environment_id, ChangeKind.USAGE, company=request.company)
         try:
-            with staging([note]), self._db.write() as session:
+            with staging() as notes, self._db.write() as session:
                 company_id = ensure_companies(session, environment_id, [request.company], now)[
                     request.company
                 ]
@@ -238,6 +238,7 @@ class CheckService:
                 if meter is None and decision.credits is None:
                     raise nothing_to_consume(catalog.features[key])
                 if decision.allowed:
+                    notes.append(note)  # a denial or a replay changes nothing elsewhere
                     decision = after_consuming(decision, request.quantity)
                     seq = record_consumption(
                         session,
