@@ -20,8 +20,9 @@ from tierkit.server.services.change_relay import (
     RedisRelay,
     decode_notes,
 )
-from tierkit.server.services.changes import ChangeKind, ChangeNote
+from tierkit.server.services.changes import ALL_ENVIRONMENTS, ChangeKind, ChangeNote
 from tierkit.server.services.container import Services
+from tierkit.server.services.data_transfer import DataTransferService
 from tierkit.server.services.errors import NotFound
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -108,3 +109,15 @@ def test_change_relay__write_rolled_back__nothing_heard_then_committed_write__he
     services.overrides.put_override(environment_id, "acme", Override(Entitlement("seats", value=5)))
 
     assert inbox(2, 1) == [ChangeNote(environment_id, ChangeKind.OVERRIDE, company="acme")]
+
+
+def test_change_relay__data_imported__heard_as_a_reset_of_every_environment(
+    relayed: tuple[Services, Inbox],
+) -> None:
+    services, inbox = relayed
+    transfer = DataTransferService(services.database)
+    export = list(transfer.export_lines())  # the default environments only: merged by name
+
+    transfer.import_lines(export)
+
+    assert inbox(2, 1) == [ChangeNote(ALL_ENVIRONMENTS, ChangeKind.RESET)]

@@ -106,7 +106,9 @@ class CheckService:
 
     def forget(self, note: ChangeNote) -> None:
         """Drop what another process's change makes stale."""
-        if note.kind is ChangeKind.CATALOG:
+        if note.kind is ChangeKind.RESET:
+            self.forget_everything()
+        elif note.kind is ChangeKind.CATALOG:
             self.catalog_changed(note.environment_id)
         elif note.company is not None:
             self.company_changed(note.environment_id, note.company)
