@@ -72,7 +72,7 @@ def _value(feature: Feature, tier: int) -> Entitlement:
     return Entitlement(feature.key, value=10 ** (tier + 1))
 
 
-def _seed(services: Services, environment_id: str) -> list[str]:
+def seed(services: Services, environment_id: str) -> list[str]:
     features = _features()
     for feature in features:
         services.features.create_feature(environment_id, feature)
@@ -145,7 +145,7 @@ end
 """
 
 
-def _wrk(
+def wrk(
     url: str, path: str, key: str, features: list[str], seconds: int, connections: int
 ) -> dict[str, float]:
     script = Path(tempfile.mkdtemp()) / "load.lua"
@@ -173,16 +173,22 @@ def _wrk(
     }
 
 
-def _warm(url: str, key: str) -> float:
-    """Check every company once (a running server has their state in memory); seconds taken."""
+def warm(url: str, key: str, clients: int = 8, *, each_client_all: bool = False) -> float:
+    """Check every company once (a running server has their state in memory); seconds taken.
+    With several processes, `each_client_all`: each client (one keep-alive connection, so one
+    process) checks every company, so every process that holds a connection reads them all."""
     started = time.monotonic()
+    step = 1 if each_client_all else clients
 
-    def warm(offset: int) -> None:
+    def check_companies(offset: int) -> None:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
-            for index in range(offset, COMPANIES, 8):
+            first = 0 if each_client_all else offset
+            for index in range(first, COMPANIES, step):
                 client.post("/v1/check/bulk", json={"company": f"c{index}"}).raise_for_status()
 
-    threads = [threading.Thread(target=warm, args=(offset,)) for offset in range(8)]
+    threads = [
+        threading.Thread(target=check_companies, args=(offset,)) for offset in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -193,15 +199,15 @@ def _warm(url: str, key: str) -> float:
 def run(name: str, database_url: str, seconds: int, connections: int, cache: float) -> list[str]:
     database, services, environment_id, key = open_environment(database_url)
     started = time.monotonic()
-    features = _seed(services, environment_id)
+    features = seed(services, environment_id)
     seeded = time.monotonic() - started
     database.dispose()
     port = 8940 + (name == "PostgreSQL")
     with serve("bench_app:make_app", database_url, port, cache_seconds=str(cache)) as url:
-        warmed = _warm(url, key)
-        _wrk(url, "/v1/check", key, features, 2, connections)
-        check = _wrk(url, "/v1/check", key, features, seconds, connections)
-        floor = _wrk(url, "/bench/echo", key, features, seconds, connections)
+        warmed = warm(url, key)
+        wrk(url, "/v1/check", key, features, 2, connections)
+        check = wrk(url, "/v1/check", key, features, seconds, connections)
+        floor = wrk(url, "/bench/echo", key, features, seconds, connections)
     ratio = check["rps"] / floor["rps"]
     return [
         f"| {name} | `POST /v1/check` | {check['rps']:.0f} | {check['p50']:.2f} | "

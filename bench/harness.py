@@ -1,9 +1,10 @@
 """What the benchmarks share: a throwaway PostgreSQL schema, a seeded environment, and a
-uvicorn server of one worker running in its own process."""
+uvicorn server of one worker (or `tierkit serve --workers N`) running in its own process."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from tierkit.server.services.container import Services
 
 BENCH = Path(__file__).parent
 UVICORN = str(Path(sys.executable).parent / "uvicorn")
+TIERKIT = str(Path(sys.executable).parent / "tierkit")
 
 
 @contextmanager
@@ -67,13 +69,41 @@ def serve(app: str, database_url: str, port: int, **settings: str) -> Iterator[s
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
-            try:
-                httpx.get(f"{url}/healthz").raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+        wait_until_healthy(url)
         yield url
     finally:
         server.terminate()
         server.wait()
+
+
+@contextmanager
+def serve_workers(database_url: str, port: int, workers: int, **settings: str) -> Iterator[str]:
+    """`tierkit serve --workers N`, as in production; yield its URL once it answers."""
+    env = os.environ | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_LOG_LEVEL": "warning"}
+    env |= {f"TIERKIT_{name.upper()}": value for name, value in settings.items()}
+    server = subprocess.Popen(
+        [TIERKIT, "serve", "--workers", str(workers), "--port", str(port),
+         "--log-level", "warning"],
+        env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url)
+        time.sleep(1.0 if workers > 1 else 0)  # the other workers start beside the first
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+
+
+def wait_until_healthy(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"{url}/healthz").raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

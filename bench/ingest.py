@@ -42,7 +42,7 @@ BATCH = 1000
 APP = "tierkit.server.app:create_app_from_environment"
 
 
-def _seed(database_url: str) -> tuple[str, str]:
+def seed(database_url: str) -> tuple[str, str]:
     database, services, environment_id, key = open_environment(database_url)
     meters = {
         "api_calls": Meter("api_call", Aggregation.SUM),
@@ -71,7 +71,7 @@ def _event(run: str, index: int, rng: random.Random, now: datetime) -> dict[str,
     }
 
 
-def _batches(run: str, count: int) -> list[bytes]:
+def batches_of(run: str, count: int) -> list[bytes]:
     rng = random.Random(run)
     now = datetime.now(UTC)
     return [
@@ -80,7 +80,7 @@ def _batches(run: str, count: int) -> list[bytes]:
     ]
 
 
-def _send(url: str, key: str, batches: list[bytes], clients: int) -> float:
+def send(url: str, key: str, batches: list[bytes], clients: int) -> float:
     """Post every batch with `clients` concurrent clients; events per second."""
     queue = iter(batches)
     lock = threading.Lock()
@@ -108,6 +108,15 @@ def _send(url: str, key: str, batches: list[bytes], clients: int) -> float:
     if failures:
         raise SystemExit(f"{len(failures)} batches failed: {failures[0]}")
     return len(batches) * BATCH / elapsed
+
+
+def reach_steady_state(url: str, key: str, clients: int, run: str) -> None:
+    """Send two batches, then check every company once: its counters exist (a check created
+    them), so each event updates three counters, as in a running system."""
+    send(url, key, batches_of(run, 2), clients)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        for index in range(COMPANIES):
+            client.post("/v1/check/bulk", json={"company": f"c{index}"}).raise_for_status()
 
 
 def _raw_rows(
@@ -191,18 +200,13 @@ def _latencies(client: httpx.Client, bodies: list[dict[str, Any]], rounds: int) 
 
 
 def run(name: str, database_url: str, batches: int, clients: int, port: int, big: int) -> list[str]:
-    environment_id, key = _seed(database_url)
-    payloads = _batches("api", batches)
+    environment_id, key = seed(database_url)
+    payloads = batches_of("api", batches)
     with serve(APP, database_url, port) as url:
-        _send(url, key, _batches("warm", 2), clients)
-        # Steady state: every company's counters exist (a check created them), so each event
-        # updates three counters, as in a running system.
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
-            for index in range(COMPANIES):
-                client.post("/v1/check/bulk", json={"company": f"c{index}"}).raise_for_status()
-        api_rate = _send(url, key, payloads, clients)
+        reach_steady_state(url, key, clients, "warm")
+        api_rate = send(url, key, payloads, clients)
     database = Database(database_url)
-    raw_events = [e for b in _batches("raw", batches) for e in orjson.loads(b)["events"]]
+    raw_events = [e for b in batches_of("raw", batches) for e in orjson.loads(b)["events"]]
     raw_rate = _insert_raw(database, environment_id, raw_events)
     with database.write() as session:
         session.execute(text(_BARE_TABLE[database.is_sqlite]))

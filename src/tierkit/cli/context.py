@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tierkit.server.db import Database
 from tierkit.server.db.migrate import current_revision, head_revision
 from tierkit.server.services.audit import acting_as
+from tierkit.server.services.change_relay import build_relay
 from tierkit.server.services.container import Services
 from tierkit.server.services.errors import DomainError
 from tierkit.server.settings import DEFAULT_DATABASE_URL
@@ -41,12 +43,17 @@ def open_services(database_url: str, *, require_schema: bool = True) -> Iterator
         if require_schema:
             ensure_schema_current(database)
         with acting_as("cli"):  # the audit log names the CLI as the actor
-            yield Services.build(database)
+            yield Services.build(database, relay=build_relay(database, _redis_url()))
     except DomainError as error:
         err.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(1) from error
     finally:
         database.dispose()
+
+
+def _redis_url() -> str | None:
+    """Servers configured with TIERKIT_REDIS_URL hear of the CLI's writes through it."""
+    return os.environ.get("TIERKIT_REDIS_URL") or None
 
 
 def ensure_schema_current(database: Database) -> None:

@@ -46,10 +46,12 @@ from tierkit.server.metrics import Metrics, install_metrics
 from tierkit.server.rate_limits import build_rate_limiter
 from tierkit.server.request_ids import HEADER, RequestIds
 from tierkit.server.secret_keys import secret_box
+from tierkit.server.services.change_relay import build_relay
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
 from tierkit.server.services.timed_events import time_driven_jobs
 from tierkit.server.settings import Settings
+from tierkit.server.workers.change_listener import start_change_listener
 from tierkit.server.workers.jobs import JobRunner
 from tierkit.server.workers.webhooks import WebhookDispatcher
 
@@ -76,12 +78,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     box.check()  # no key, no server: webhook secrets could be neither sealed nor opened
     database = Database(settings.database_url)
     metrics = Metrics() if settings.metrics else None
+    relay = build_relay(database, settings.redis_url)
     services = Services.build(
         database,
         clock,
         cache_seconds=settings.cache_seconds,
         telemetry=metrics,
         secret_box=box,
+        relay=relay,
     )
     rate_limiter = build_rate_limiter(settings)
 
@@ -89,6 +93,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _log_startup(database)
         _reseal_secrets(services)
+        listener = start_change_listener(services, settings.redis_url)
         dispatcher = _webhook_dispatcher(settings, services, clock)
         jobs = _job_runner(settings, services, dispatcher)
         yield
@@ -97,6 +102,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         if dispatcher is not None:
             dispatcher.stop()
         await rate_limiter.close()
+        if listener is not None:
+            listener.stop()
+        if relay is not None:
+            relay.close()
         database.dispose()
 
     app = FastAPI(
@@ -178,7 +187,8 @@ def _webhook_dispatcher(
         timeout_seconds=settings.webhook_timeout_seconds,
         retry_seconds=settings.webhook_retry_seconds,
     )
-    services.changes.listen(lambda change: dispatcher.wake())
+    # Another process's change woke its own dispatcher: this one need not look.
+    services.changes.listen(lambda change: None if change.heard else dispatcher.wake())
     dispatcher.start()
     return dispatcher
 

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         le=3600,
-        description="How long a process trusts the catalog and customer state it has read: "
-        "writes made by other processes reach it within this time.",
+        description="How long a process trusts the catalog and customer state it has read "
+        "when no note of a change reaches it (SQLite, or the notification channel down); "
+        "on PostgreSQL or Redis, other processes' writes reach it as they commit.",
     )
     cors_origins: list[str] = Field(
         default=["*"], description="Origins allowed to call from a browser (publishable keys)."
@@ -98,9 +99,11 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        description="`redis://host:6379/0`. When set, rate limits are counted in Redis, shared "
-        "by every process and machine; else each process counts its own (with N processes, "
-        "a key may make up to N times its limit).",
+        description="`redis://host:6379/0`. When set, processes tell each other of changes "
+        "through Redis pub/sub instead of PostgreSQL's LISTEN/NOTIFY (SQLite alone: through "
+        "nothing), and rate limits are counted in Redis, shared by every process and machine; "
+        "else each process counts its own (with N processes, a key may make up to N times "
+        "its limit).",
     )
     rate_limit_per_second: float = Field(
         default=0,

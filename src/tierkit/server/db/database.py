@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -65,6 +65,18 @@ class Database:
         """A transaction committed when the block ends, rolled back if it raises."""
         with self._write() as session, session.begin():
             yield session
+
+    def on_write_commit(
+        self,
+        before: Callable[[Session], None],
+        after: Callable[[Session], None],
+        rolled_back: Callable[[Session], None],
+    ) -> None:
+        """Call `before` in each write transaction just before it commits (what it does joins
+        the transaction), `after` once it has committed, `rolled_back` if it did not."""
+        event.listen(self._write, "before_commit", before)
+        event.listen(self._write, "after_commit", after)
+        event.listen(self._write, "after_rollback", rolled_back)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -2,13 +2,14 @@
 user's state, built once and dropped after every write that changes them.
 
 A check then queries nothing. Writes drop their entries in this process once their transaction
-has ended (`changes_catalog`, `changes_customer` on service methods). Other processes see a
-change when their entry expires (`max_age`, TIERKIT_CACHE_SECONDS): that bounds how stale
-another worker or machine can be until issue 11 pushes invalidations. Most time-driven changes
-need no invalidation: a company's state holds its subscription history, override expiries and
-grants, and the engine reads them at the instant of each check. The exception is a plan's new
-credit period, whose grant must be written: a cached company state is not trusted past its
-next credit instant (`CheckService`, `LoadedCompany.refresh_at`).
+has ended (`changes_catalog`, `changes_customer` on service methods), and stage a note that
+their transaction carries to other processes (`changes.staging`, `change_relay.py`), which drop
+theirs when it arrives. Without notes (SQLite, or while a process's notification channel is
+down) an entry expires after `max_age` (TIERKIT_CACHE_SECONDS): the fallback bound. Most
+time-driven changes need no invalidation: a company's state holds its subscription history,
+override expiries and grants, and the engine reads them at the instant of each check. The
+exception is a plan's new credit period, whose grant must be written: a cached company state
+is not trusted past its next credit instant (`CheckService`, `LoadedCompany.refresh_at`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tierkit.engine.codec import rule_from_json
 from tierkit.engine.evaluate import Catalog
 from tierkit.server.db import Database
 from tierkit.server.db.tables import CreditTypeRow, FeatureRow, PlanRow
+from tierkit.server.services.changes import CatalogHook, ChangeNote, KeyHook, staging
 from tierkit.server.services.plan_versions import read_held_versions
 from tierkit.server.services.rows import to_feature, to_plan
 from tierkit.server.services.telemetry import CacheRead, NoTelemetry, Telemetry
@@ -83,6 +85,10 @@ class KeyedCache(Generic[K, V]):
             self._generations[key] = self._generations.get(key, 0) + 1
             self._values.pop(key, None)
 
+    def clear(self) -> None:
+        """Drop every entry (and what is being built meanwhile)."""
+        self.invalidate_where(lambda _key: True)
+
     def invalidate_where(self, stale: Callable[[K], bool]) -> None:
         """Drop every entry whose key is `stale` (and what is being built meanwhile)."""
         with self._lock:
@@ -110,6 +116,9 @@ class CatalogCache:
 
     def invalidate(self, environment_id: str) -> None:
         self._catalogs.invalidate(environment_id)
+
+    def clear(self) -> None:
+        self._catalogs.clear()
 
     def _build(self, environment_id: str) -> Catalog:
         with self._db.read() as session:
@@ -147,6 +156,19 @@ class _ChangesCustomer(Protocol):
     def _customer_changed(self, environment_id: str, key: str) -> None: ...
 
 
+def catalog_notes(hook: Callable[[str], None], environment_id: str) -> list[ChangeNote]:
+    """What a catalog write tells other processes (services wired by `Services.build` have a
+    `CatalogHook`; others tell nothing)."""
+    return [hook.note(environment_id)] if isinstance(hook, CatalogHook) else []
+
+
+def key_notes(
+    hook: Callable[[str, str], None], environment_id: str, *keys: str
+) -> list[ChangeNote]:
+    """What a write to these companies (or users) tells other processes."""
+    return [hook.note(environment_id, key) for key in keys] if isinstance(hook, KeyHook) else []
+
+
 S = TypeVar("S", bound=_ChangesCatalog)
 C = TypeVar("C", bound=_ChangesCustomer)
 
@@ -154,13 +176,15 @@ C = TypeVar("C", bound=_ChangesCustomer)
 def changes_catalog(
     method: Callable[Concatenate[S, str, P], R],
 ) -> Callable[Concatenate[S, str, P], R]:
-    """Mark a service method (environment first) as a catalog write: once its transaction has
-    ended, the environment's compiled catalog is dropped."""
+    """Mark a service method (environment first) as a catalog write: its transactions carry a
+    note to other processes, and once it has ended, the environment's compiled catalog is
+    dropped here."""
 
     @functools.wraps(method)
     def wrapper(self: S, environment_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(self, environment_id, *args, **kwargs)
+            with staging(catalog_notes(self._catalog_changed, environment_id)):
+                return method(self, environment_id, *args, **kwargs)
         finally:
             self._catalog_changed(environment_id)
 
@@ -171,12 +195,14 @@ def changes_customer(
     method: Callable[Concatenate[C, str, str, P], R],
 ) -> Callable[Concatenate[C, str, str, P], R]:
     """Mark a service method (environment, then company or user key) as a write to that
-    customer: once its transaction has ended, the customer's cached state is dropped."""
+    customer: its transactions carry a note to other processes, and once it has ended, the
+    customer's cached state is dropped here."""
 
     @functools.wraps(method)
     def wrapper(self: C, environment_id: str, key: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(self, environment_id, key, *args, **kwargs)
+            with staging(key_notes(self._customer_changed, environment_id, key)):
+                return method(self, environment_id, key, *args, **kwargs)
         finally:
             self._customer_changed(environment_id, key)
 

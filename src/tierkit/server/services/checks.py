@@ -24,7 +24,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow
 from tierkit.server.db.upserts import lock_companies
 from tierkit.server.services.catalog_cache import CatalogCache, KeyedCache
-from tierkit.server.services.changes import ChangeFeed, ChangeKind
+from tierkit.server.services.changes import ChangeFeed, ChangeKind, ChangeNote, staging
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import company_not_found, find_company_row
 from tierkit.server.services.consumption import (
@@ -109,6 +109,23 @@ class CheckService:
 
     def user_changed(self, environment_id: str, key: str) -> None:
         self._users.invalidate((environment_id, key))
+
+    def forget(self, note: ChangeNote) -> None:
+        """Drop what another process's change makes stale."""
+        if note.kind is ChangeKind.RESET:
+            self.forget_everything()
+        elif note.kind is ChangeKind.CATALOG:
+            self.catalog_changed(note.environment_id)
+        elif note.company is not None:
+            self.company_changed(note.environment_id, note.company)
+        elif note.user is not None:
+            self.user_changed(note.environment_id, note.user)
+
+    def forget_everything(self) -> None:
+        """Drop every cached catalog and state: changes may have been missed."""
+        self._catalogs.clear()
+        self._companies.clear()
+        self._users.clear()
 
     def _load_company(self, environment_id: str, key: str) -> LoadedCompany:
         catalog = self._catalogs.get(environment_id)
@@ -213,8 +230,9 @@ class CheckService:
         meter = consumable_meter(catalog.features[key], request.quantity)
         user = self._user(environment_id, request.user)
         now = self._clock()
+        note = ChangeNote(environment_id, ChangeKind.USAGE, company=request.company)
         try:
-            with self._db.write() as session:
+            with staging() as notes, self._db.write() as session:
                 company_id = ensure_companies(session, environment_id, [request.company], now)[
                     request.company
                 ]
@@ -237,6 +255,7 @@ class CheckService:
                 if meter is None and decision.credits is None:
                     raise nothing_to_consume(catalog.features[key])
                 if decision.allowed:
+                    notes.append(note)  # a denial or a replay changes nothing elsewhere
                     decision = after_consuming(decision, request.quantity)
                     seq = record_consumption(
                         session,
@@ -261,7 +280,7 @@ class CheckService:
                 return decision
         finally:
             self.company_changed(environment_id, request.company)
-            self._changes.publish(environment_id, ChangeKind.USAGE, company=request.company)
+            self._changes.publish_note(note)
 
     def _decide(
         self,

@@ -11,6 +11,7 @@ from tierkit.server.services.api_keys import ApiKeyService
 from tierkit.server.services.audit import AuditService
 from tierkit.server.services.catalog_apply import CatalogService
 from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.change_relay import ChangeRelay
 from tierkit.server.services.changes import ChangeFeed, ChangeKind
 from tierkit.server.services.checks import CheckService
 from tierkit.server.services.clock import Clock, system_clock
@@ -63,6 +64,7 @@ class Services:
     jobs: JobService
     console_users: ConsoleUserService
     secret_box: SecretBox
+    relay: ChangeRelay | None = None
 
     @classmethod
     def build(
@@ -73,18 +75,23 @@ class Services:
         cache_seconds: float = 10.0,
         telemetry: Telemetry | None = None,
         secret_box: SecretBox | None = None,
+        relay: ChangeRelay | None = None,
     ) -> Services:
-        """`cache_seconds`: how long checks trust what they read (other processes' writes
-        reach this one within it; this process's own writes at once). `telemetry`: what
+        """`cache_seconds`: how long checks trust what they read when no note of a change
+        reaches them (this process's own writes take effect at once). `telemetry`: what
         counts cache reads, decisions and events (the app's metrics). `secret_box` seals
         secrets at rest; by default, with the keys `TIERKIT_SECRET_KEY*` configure for this
-        database (`server/secret_keys.py`), loaded when first needed."""
+        database (`server/secret_keys.py`), loaded when first needed. `relay`: how this
+        process's writes tell other processes (`change_relay.build_relay`); none, and they
+        learn of them within their `cache_seconds`."""
         if secret_box is None:
             from tierkit.server.secret_keys import secret_box_of_environment
 
             secret_box = secret_box_of_environment(
                 database.url.render_as_string(hide_password=False)
             )
+        if relay is not None:
+            relay.install()
         catalogs = CatalogCache(database, cache_seconds, telemetry)
         feed = ChangeFeed()
         checks = CheckService(database, clock, catalogs, cache_seconds, feed, telemetry=telemetry)
@@ -131,4 +138,5 @@ class Services:
             jobs=JobService(database, clock),
             console_users=ConsoleUserService(database, clock),
             secret_box=secret_box,
+            relay=relay,
         )

@@ -32,6 +32,7 @@ from tierkit.server.db.migrate import head_revision
 from tierkit.server.db.tables import Base, EnvironmentRow
 from tierkit.server.db.types import UTCDateTime
 from tierkit.server.db.upserts import is_postgres
+from tierkit.server.services.changes import ALL_ENVIRONMENTS, ChangeKind, ChangeNote, staging
 from tierkit.server.services.environments import find_environment_row
 from tierkit.server.services.errors import Conflict, DomainError, ErrorDetail, InvalidRequest
 from tierkit.server.services.secret_box import SecretBox
@@ -175,7 +176,9 @@ class DataTransferService:
         total = sum(int(count) for count in header["rows"].values())
         tables = {table.name: table for table in _tables()}
         exported: dict[str, str] = header["environments"]
-        with self._database.write() as session:
+        # Rows of every kind arrive at once: other processes drop everything they cached.
+        reset = ChangeNote(ALL_ENVIRONMENTS, ChangeKind.RESET)
+        with staging([reset]), self._database.write() as session:
             renamed = self._environments_to_merge(session, exported)
             replaced = self._empty(session, renamed, replace=replace)
             numbering = _Renumbering(session)

@@ -30,7 +30,8 @@ from tierkit.server.db.upserts import (
     lock_companies,
 )
 from tierkit.server.services.audit import ChangeLog
-from tierkit.server.services.catalog_cache import CatalogCache
+from tierkit.server.services.catalog_cache import CatalogCache, key_notes
+from tierkit.server.services.changes import staging
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
 from tierkit.server.services.counters import StoredEvent, apply_planned, plan_events
@@ -466,10 +467,16 @@ class EventService:
                     continue
                 seen.add(event.idempotency_key)
             unique.append(event)
+        companies = sorted({e.company for e in events if e.company})
+        users = sorted({e.user for e in events if e.user and e.type == "identify"})
+        notes = key_notes(self._customer_changed, environment_id, *companies) + key_notes(
+            self._user_changed, environment_id, *users
+        )
         try:
-            stored = self._store(environment_id, unique, now)
+            with staging(notes):
+                stored = self._store(environment_id, unique, now)
         finally:
-            self._forget(environment_id, events)
+            self._forget(environment_id, companies, users)
         self._telemetry.ingested(stored, len(events) - stored)
         return IngestResult(accepted=stored, duplicates=len(events) - stored)
 
@@ -492,10 +499,10 @@ class EventService:
             code="concurrent_change",
         )
 
-    def _forget(self, environment_id: str, events: Sequence[NewEvent]) -> None:
-        for key in {e.company for e in events if e.company}:
+    def _forget(self, environment_id: str, companies: list[str], users: list[str]) -> None:
+        for key in companies:
             self._customer_changed(environment_id, key)
-        for key in {e.user for e in events if e.user and e.type == "identify"}:
+        for key in users:
             self._user_changed(environment_id, key)
 
     def set_gauge(

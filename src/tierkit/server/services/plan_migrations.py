@@ -23,7 +23,8 @@ from tierkit.engine.numbers import finite_number
 from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow, PlanRow, PlanVersionRow, SubscriptionRow
 from tierkit.server.db.upserts import lock_companies
-from tierkit.server.services.catalog_cache import read_catalog
+from tierkit.server.services.catalog_cache import catalog_notes, key_notes, read_catalog
+from tierkit.server.services.changes import staging
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.counters import ensure_counters
 from tierkit.server.services.errors import InvalidRequest, NotFound, named_in_body
@@ -220,7 +221,7 @@ class PlanMigrationService:
         companies: set[str] = set()
         plan = joinedload(SubscriptionRow.plan)
         try:
-            with self._db.write() as session:
+            with staging() as notes, self._db.write() as session:
                 row, _ = _find_versions(session, environment_id, plan_key, from_version, to_version)
                 batch = session.scalars(
                     _on_version(row.id, from_version, now)
@@ -247,6 +248,11 @@ class PlanMigrationService:
                         session, company, now, "subscription.updated", before=before, row=sub
                     )
                     companies.add(company.key)
+                if companies:
+                    notes.extend(catalog_notes(self._catalog_changed, environment_id))
+                    notes.extend(
+                        key_notes(self._customer_changed, environment_id, *sorted(companies))
+                    )
                 remaining = session.scalar(
                     select(func.count()).select_from(
                         _on_version(row.id, from_version, now).subquery()

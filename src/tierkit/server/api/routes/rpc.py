@@ -209,9 +209,9 @@ class _Session:
 
     def on_change(self, change: Change) -> None:
         """From the writer's thread: queue the companies the change may concern."""
-        if change.environment_id != self.principal.environment_id:
+        if not change.concerns(self.principal.environment_id):
             return
-        if change.kind is ChangeKind.CATALOG:
+        if change.kind in (ChangeKind.CATALOG, ChangeKind.RESET):
             companies = list(self.subscribed)
         elif change.company in self.subscribed:
             companies = [change.company]

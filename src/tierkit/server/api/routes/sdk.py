@@ -119,7 +119,7 @@ async def sdk_stream(request: Request, principal: SecretKey, services: ServicesD
             missed.set()
 
     def on_change(change: Change) -> None:
-        if change.environment_id == environment_id and not loop.is_closed():
+        if change.concerns(environment_id) and not loop.is_closed():
             loop.call_soon_threadsafe(offer, change)
 
     async def events() -> AsyncIterator[bytes]:
