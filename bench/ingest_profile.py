@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 from harness import postgres_schema
-from ingest import COMPANIES, _batches, _seed
+from ingest import COMPANIES, batches_of, seed
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -56,7 +56,7 @@ def _named(database_url: str) -> tuple[str, str | None]:
 
 def run(database_url: str, batches: int, profile: bool) -> tuple[float, float, float]:
     """Python CPU milliseconds per batch (least and median) and the backend's (mean)."""
-    environment_id, _ = _seed(database_url)
+    environment_id, _ = seed(database_url)
     url, name = _named(database_url)
     database = Database(url)
     services = Services.build(database)
@@ -68,12 +68,12 @@ def run(database_url: str, batches: int, profile: bool) -> tuple[float, float, f
             pid = session.scalar(
                 text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
             )
-    bodies = _batches("profile", batches)
+    bodies = batches_of("profile", batches)
 
     def batch(body: bytes) -> None:
         record_events(services, environment_id, orjson.loads(body))
 
-    for body in _batches("warm", 3):
+    for body in batches_of("warm", 3):
         batch(body)
     gc.freeze()  # as the served app does once built (create_app_from_environment)
     python_ms, backend_ms = [], []
