@@ -3,6 +3,7 @@ uvicorn server of one worker (or `tierkit serve --workers N`) running in its own
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from tierkit.server.db import Database
 from tierkit.server.db.migrate import upgrade
 from tierkit.server.services.api_keys import KeyKind
 from tierkit.server.services.container import Services
+from tierkit.server.services.secret_box import generate_key
 
 BENCH = Path(__file__).parent
 UVICORN = str(Path(sys.executable).parent / "uvicorn")
@@ -56,12 +58,24 @@ def open_environment(database_url: str) -> tuple[Database, Services, str, str]:
     return database, services, environment.id, key
 
 
+def server_environment(database_url: str, settings: dict[str, str]) -> dict[str, str]:
+    """The environment of a server process: the database, quiet logs, `settings` as
+    `TIERKIT_*`, and a secret key of this run unless one is set (PostgreSQL needs one)."""
+    env = os.environ | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_LOG_LEVEL": "warning"}
+    env.setdefault("TIERKIT_SECRET_KEY", _run_secret_key())
+    return env | {f"TIERKIT_{name.upper()}": value for name, value in settings.items()}
+
+
+@functools.cache
+def _run_secret_key() -> str:
+    return generate_key()
+
+
 @contextmanager
 def serve(app: str, database_url: str, port: int, **settings: str) -> Iterator[str]:
     """Run `app` (a factory, `module:function`, found in bench/ or installed) with one uvicorn
     worker on `port`; yield its URL once it answers."""
-    env = os.environ | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_LOG_LEVEL": "warning"}
-    env |= {f"TIERKIT_{name.upper()}": value for name, value in settings.items()}
+    env = server_environment(database_url, settings)
     server = subprocess.Popen(
         [UVICORN, app, "--factory", "--app-dir", str(BENCH), "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
@@ -79,8 +93,7 @@ def serve(app: str, database_url: str, port: int, **settings: str) -> Iterator[s
 @contextmanager
 def serve_workers(database_url: str, port: int, workers: int, **settings: str) -> Iterator[str]:
     """`tierkit serve --workers N`, as in production; yield its URL once it answers."""
-    env = os.environ | {"TIERKIT_DATABASE_URL": database_url, "TIERKIT_LOG_LEVEL": "warning"}
-    env |= {f"TIERKIT_{name.upper()}": value for name, value in settings.items()}
+    env = server_environment(database_url, settings)
     server = subprocess.Popen(
         [TIERKIT, "serve", "--workers", str(workers), "--port", str(port),
          "--log-level", "warning"],
