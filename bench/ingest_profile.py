@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from tierkit.server.api.routes.usage import record_events
 from tierkit.server.db import Database
+from tierkit.server.services.change_relay import build_relay
 from tierkit.server.services.checks import CheckRequest
 from tierkit.server.services.container import Services
 
@@ -54,12 +55,15 @@ def _named(database_url: str) -> tuple[str, str | None]:
     ), name
 
 
-def run(database_url: str, batches: int, profile: bool) -> tuple[float, float, float]:
+def run(
+    database_url: str, batches: int, profile: bool, relayed: bool = True
+) -> tuple[float, float, float]:
     """Python CPU milliseconds per batch (least and median) and the backend's (mean)."""
     environment_id, _ = seed(database_url)
     url, name = _named(database_url)
     database = Database(url)
-    services = Services.build(database)
+    relay = build_relay(database, None) if relayed else None
+    services = Services.build(database, relay=relay)
     for index in range(COMPANIES):  # steady state: every company's counters exist
         services.checks.check(environment_id, CheckRequest(f"c{index}", None))
     pid = None
@@ -110,6 +114,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--sqlite", action="store_true", help="SQLite too")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    parser.add_argument(
+        "--no-relay", action="store_true", help="without the change notes other processes hear"
+    )
     args = parser.parse_args()
     rows = [
         "| database | Python CPU per batch, least | median | backend CPU per batch |",
@@ -121,7 +128,7 @@ def main() -> None:
             rows.append(f"| SQLite (its work included) | {least:.1f} ms | {median:.1f} ms | |")
     if args.postgres:
         with postgres_schema(args.postgres) as url:
-            least, median, backend = run(url, args.batches, args.profile)
+            least, median, backend = run(url, args.batches, args.profile, not args.no_relay)
             rows.append(f"| PostgreSQL | {least:.1f} ms | {median:.1f} ms | {backend:.1f} ms |")
     print("\n".join(rows))
 
