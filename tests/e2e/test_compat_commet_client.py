@@ -10,7 +10,7 @@ import httpx
 import pytest
 from commet import Commet, CommetAPIError, CommetValidationError
 
-from tests.support.api import create_feature, create_plan
+from tests.support.api import create_feature, create_plan, used_of
 
 KeyFactory = Callable[..., str]
 
@@ -40,14 +40,6 @@ def commet(server_url: str, make_key: KeyFactory, catalog: httpx.Client) -> Iter
     client._http._client.base_url = httpx.URL(f"{server_url}/compat/commet/api/v1")
     yield client
     client.close()
-
-
-def _used(api: httpx.Client, company: str, feature: str) -> float:
-    usage = api.get(f"/v1/companies/{company}/usage")
-    usage.raise_for_status()
-    (line,) = [u for u in usage.json()["data"] if u["feature"] == feature]
-    used: float = line["used"]
-    return used
 
 
 def test_commet_client__feature_access__boolean_quota_and_usage_one_or_all(
@@ -80,7 +72,7 @@ def test_commet_client__track_usage__tierkit_meters_it_once_per_event_id(
     commet.usage.track(feature_code="api_calls", customer_id="acme", event_id="e-1", value=20)
 
     assert (first.feature_code, first.customer_id, first.value) == ("api_calls", "acme", 5)
-    assert _used(catalog, "acme", "api_calls") == 25
+    assert used_of(catalog, "acme", "api_calls") == 25
     access = commet.feature_access.get("api_calls", customer_id="acme")
     assert access.consumption.units_used == 25
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from schematic.client import CheckFlagOptions, Schematic, SchematicConfig
 
-from tests.support.api import create_feature, create_plan
+from tests.support.api import create_feature, create_plan, used_of
 
 KeyFactory = Callable[..., str]
 
@@ -40,14 +40,6 @@ def schematic(server_url: str, make_key: KeyFactory, catalog: httpx.Client) -> I
     client = Schematic(make_key(), config)
     yield client
     client.shutdown()
-
-
-def _used(api: httpx.Client, company: str, feature: str) -> float:
-    usage = api.get(f"/v1/companies/{company}/usage")
-    usage.raise_for_status()
-    (line,) = [u for u in usage.json()["data"] if u["feature"] == feature]
-    used: float = line["used"]
-    return used
 
 
 def test_schematic_client__check_flag_and_check_flags__answer_from_the_company_plan(
@@ -118,7 +110,7 @@ def test_schematic_client__identify_and_track__tierkit_meters_and_upserts(
     schematic.track("api_call", company={"id": "acme"})
     schematic.event_buffer.flush()
 
-    assert _used(catalog, "acme", "api_calls") == 8
+    assert used_of(catalog, "acme", "api_calls") == 8
     company = catalog.get("/v1/companies/newco").json()
     assert (company["name"], company["traits"]) == ("New Co", {"tier": "gold"})
     user = catalog.get("/v1/users/u1").json()

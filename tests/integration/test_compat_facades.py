@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import assert_is_a_sentence, create_feature, create_plan, error_of
+from tests.support.api import assert_is_a_sentence, create_feature, create_plan, error_of, used_of
 from tierkit.server.demo import load_demo_catalog
 from tierkit.server.services.api_keys import KeyKind
 from tierkit.server.services.container import Services
@@ -46,13 +46,6 @@ def commet_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert set(error) == {"type", "code", "message", "param", "details", "doc_url"}
     assert_is_a_sentence(error["message"])
     return error
-
-
-def _used(api: httpx.Client, feature: str) -> float:
-    usage = api.get("/v1/companies/acme/usage").json()["data"]
-    (line,) = [u for u in usage if u["feature"] == feature]
-    used: float = line["used"]
-    return used
 
 
 # Schematic
@@ -132,7 +125,7 @@ def test_schematic_batch__one_invalid_event__400_naming_it_and_nothing_stored(
     params = {d["param"] for d in body["details"]}
     assert "events.1.track.body.company" in params
     assert any(p.startswith("events.2") for p in params)
-    assert _used(catalog, "api_calls") == 0
+    assert used_of(catalog, "acme", "api_calls") == 0
 
 
 def test_schematic_batch__empty_or_over_100__400(catalog: httpx.Client) -> None:
@@ -158,7 +151,7 @@ def test_schematic_batch__repeated_key_and_flag_checks__counted_once_and_ignored
 
     assert first.json() == {"accepted": 1, "duplicates": 1, "ignored": 1}
     assert again.json() == {"accepted": 0, "duplicates": 1, "ignored": 0}
-    assert _used(catalog, "api_calls") == 3
+    assert used_of(catalog, "acme", "api_calls") == 3
 
 
 def test_schematic_batch__trusted_client_clock__event_counts_at_its_sent_at(
@@ -245,7 +238,7 @@ def test_commet_errors__missing_and_bad_fields__validation_error_with_fields(
     error = commet_error(bad, 400)
     assert error["code"] == "validation_error"
     assert {d["field"] for d in error["details"]} == {"value", "timestamp"}
-    assert _used(catalog, "api_calls") == 0
+    assert used_of(catalog, "acme", "api_calls") == 0
 
 
 def test_commet_errors__domain_errors__their_codes(catalog: httpx.Client) -> None:

@@ -113,3 +113,13 @@ def create_customer_catalog(api: httpx.Client) -> None:
         prices=[{"interval": "month", "currency": "usd", "amount": 500}],
     )
     create_plan(api, "team", group="seats")
+
+
+def used_of(api: httpx.Client, company: str, feature: str) -> float:
+    """The company's usage of a metered feature in its current period, read from
+    `GET /v1/companies/{key}/usage`."""
+    usage = api.get(f"/v1/companies/{company}/usage")
+    usage.raise_for_status()
+    (line,) = [u for u in usage.json()["data"] if u["feature"] == feature]
+    used: float = line["used"]
+    return used
