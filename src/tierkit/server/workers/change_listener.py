@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from psycopg import sql
 from tierkit.server.services.change_relay import ChangeRelay, decode_notes
 from tierkit.server.services.changes import ALL_ENVIRONMENTS, ChangeKind, ChangeNote
 from tierkit.server.services.container import Services
+from tierkit.server.workers.background import BackgroundThread
 
 logger = logging.getLogger("tierkit.changes")
 
@@ -38,7 +38,7 @@ def listener_name() -> str:
     return f"tierkit-listener-{os.getpid()}"
 
 
-class ChangeListener(ABC):
+class ChangeListener(BackgroundThread):
     def __init__(
         self,
         relay: ChangeRelay,
@@ -48,19 +48,10 @@ class ChangeListener(ABC):
         self._relay = relay
         self._on_notes = on_notes
         self._on_resync = on_resync
-        self._stopping = threading.Event()
         self._delay = _FIRST_RETRY_SECONDS
         self.resyncs = 0
         """How many times this listener (re)subscribed and dropped every cached entry."""
-        self._thread = threading.Thread(target=self._run, name="tierkit-changes", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().__init__("tierkit-changes")
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable, Sequence
 
 from tierkit.server.services.jobs import Job, JobService
+from tierkit.server.workers.background import BackgroundThread
 
 logger = logging.getLogger("tierkit.jobs")
 
 
-class JobRunner:
+class JobRunner(BackgroundThread):
     def __init__(
         self,
         jobs: JobService,
@@ -30,16 +30,7 @@ class JobRunner:
         self._tick = tick_seconds
         self._after_run = after_run
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tierkit-jobs", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().__init__("tierkit-jobs")
 
     def run_once(self) -> list[str]:
         """Run what is due; the names of the jobs that ran."""

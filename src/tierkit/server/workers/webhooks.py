@@ -21,6 +21,7 @@ import httpx
 from tierkit import __version__
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.webhooks import Attempt, DueDelivery, Outcome, WebhookService, sign
+from tierkit.server.workers.background import BackgroundThread
 
 logger = logging.getLogger("tierkit.webhooks")
 
@@ -30,7 +31,7 @@ _LEASE_MARGIN = 30.0
 """Seconds a lease outlasts the send timeout."""
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(BackgroundThread):
     def __init__(
         self,
         webhooks: WebhookService,
@@ -53,24 +54,20 @@ class WebhookDispatcher:
             follow_redirects=False,
         )
         self._senders = ThreadPoolExecutor(_PARALLEL_SENDS, thread_name_prefix="tierkit-webhook")
-        self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tierkit-webhooks", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__("tierkit-webhooks")
 
     def wake(self) -> None:
         """Look for work now (a change was committed)."""
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().stop(timeout)
         self._senders.shutdown(wait=False, cancel_futures=True)
         self._http.close()
+
+    def _interrupt(self) -> None:
+        self._wake.set()
 
     def run_once(self) -> int:
         """Fan out and send what is due; how many deliveries were attempted."""
