@@ -30,4 +30,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) tierkit.db tierkit.db-wal tierkit.db-shm .tierkit .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tierkit.db tierkit.db-wal tierkit.db-shm tierkit.db.secret-key .tierkit .pytest_cache .mypy_cache .ruff_cache
