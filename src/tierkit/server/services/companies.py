@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from tierkit.engine.catalog import PlanStatus, PlanType, Scalar
 from tierkit.engine.customers import Company, merge_traits
 from tierkit.server.db import Database
-from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import (
     CompanyRow,
     CompanyTraitRow,
@@ -30,6 +29,7 @@ from tierkit.server.services.clock import Clock
 from tierkit.server.services.errors import NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.plans import find_plan_row
+from tierkit.server.services.rows import new_customer_values
 from tierkit.server.services.search import matches_text
 
 
@@ -77,15 +77,7 @@ def upsert_company_in(
     row = get_company_row(session, environment_id, key)
     created = False
     if row is None:
-        values: dict[str, Any] = {
-            "id": new_id("co"),
-            "environment_id": environment_id,
-            "key": key,
-            "name": None,
-            "traits": {},
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = new_customer_values("co", environment_id, key, now)
         row, created = insert_unless_exists(session, CompanyRow, values, ["environment_id", "key"])
     before = None if created else to_company_record(row)
     if "name" in fields:

@@ -18,7 +18,6 @@ from tierkit.engine.catalog import Aggregation, FeatureType
 from tierkit.engine.codec import format_time
 from tierkit.engine.meters import MeterEvent
 from tierkit.server.db import Database
-from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, EventRow
 from tierkit.server.db.types import naive_utc
 from tierkit.server.db.upserts import (
@@ -37,6 +36,7 @@ from tierkit.server.services.companies import get_company_row, upsert_company_in
 from tierkit.server.services.counters import StoredEvent, apply_planned, plan_events
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.rows import new_customer_values
 from tierkit.server.services.telemetry import NoTelemetry, Telemetry
 from tierkit.server.services.users import add_membership_in, upsert_user_in
 
@@ -113,18 +113,7 @@ def _company_ids(
             insert_ignoring_conflicts(session, CompanyRow, ["environment_id", "key"]).returning(
                 CompanyRow.key
             ),
-            [
-                {
-                    "id": new_id("co"),
-                    "environment_id": environment_id,
-                    "key": key,
-                    "name": None,
-                    "traits": {},
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for key in missing
-            ],
+            [new_customer_values("co", environment_id, key, now) for key in missing],
         ).scalars()
         log = ChangeLog(session, environment_id, now)
         for key in created:  # tracking for an unknown company created it

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from tierkit.engine.catalog import (
     Aggregation,
     DiscountKind,
@@ -195,3 +198,18 @@ def to_override(row: OverrideRow) -> Override:
         soft_limit=row.soft_limit,
     )
     return Override(entitlement, row.expires_at, row.note)
+
+
+def new_customer_values(
+    id_prefix: str, environment_id: str, key: str, now: datetime
+) -> dict[str, Any]:
+    """The columns of a company (`co`) or user (`usr`) first seen now: no name, no traits."""
+    return {
+        "id": new_id(id_prefix),
+        "environment_id": environment_id,
+        "key": key,
+        "name": None,
+        "traits": {},
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from tierkit.engine.catalog import Scalar
 from tierkit.engine.customers import merge_traits
 from tierkit.server.db import Database
-from tierkit.server.db.ids import new_id
 from tierkit.server.db.tables import CompanyRow, MembershipRow, UserRow
 from tierkit.server.db.upserts import insert_unless_exists
 from tierkit.server.services.audit import ChangeLog
@@ -22,6 +21,7 @@ from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row
 from tierkit.server.services.errors import ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
+from tierkit.server.services.rows import new_customer_values
 from tierkit.server.services.search import matches_text
 
 
@@ -112,15 +112,7 @@ def upsert_user_in(
     )
     created = False
     if row is None:
-        values: dict[str, Any] = {
-            "id": new_id("usr"),
-            "environment_id": environment_id,
-            "key": key,
-            "name": None,
-            "traits": {},
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = new_customer_values("usr", environment_id, key, now)
         row, created = insert_unless_exists(session, UserRow, values, ["environment_id", "key"])
     before = None if created else _to_record(session, row)
     if "name" in fields:
