@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,12 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import POSTGRES_URL, drop_postgres_schema, postgres_schema_url
 from tests.e2e.conftest import ServerProcess, run_tierkit
-from tests.support.api import create_feature, create_plan
+from tests.support.api import (
+    assert_twenty_allowed_thirty_denied,
+    create_feature,
+    create_plan,
+    fifty_consumes_at_once,
+)
 from tierkit.engine.catalog import Entitlement
 from tierkit.engine.customers import Override
 from tierkit.server.db import Database
@@ -268,20 +272,11 @@ def test_scale_out__fifty_concurrent_consumes_over_two_processes__exactly_twenty
     for client in cluster.clients:  # both processes hold the company with no usage
         assert client.post("/v1/check", json=body).json()["usage"]["used"] == 0
 
-    def consume(index: int) -> dict[str, Any]:
-        reply = cluster.clients[index % 2].post("/v1/check", json=body | {"consume": True})
-        assert reply.status_code == 200, reply.text
-        decision: dict[str, Any] = reply.json()
-        return decision
+    replies = fifty_consumes_at_once(
+        lambda index: cluster.clients[index % 2].post("/v1/check", json=body | {"consume": True})
+    )
 
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        replies = list(pool.map(consume, range(50)))
-
-    allowed = [r for r in replies if r["allowed"]]
-    denied = [r for r in replies if not r["allowed"]]
-    assert (len(allowed), len(denied)) == (20, 30)
-    assert {r["reason"] for r in denied} == {"limit_exceeded"}
-    assert sorted(r["usage"]["used"] for r in allowed) == list(range(1, 21))
+    assert_twenty_allowed_thirty_denied(replies)
     events = first.get("/v1/events", params={"company": "acme_c", "limit": 500}).json()["data"]
     assert len(events) == 20
 

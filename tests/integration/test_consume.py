@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.support.api import create_feature, create_plan, error_of
+from tests.support.api import (
+    assert_twenty_allowed_thirty_denied,
+    create_feature,
+    create_plan,
+    error_of,
+    fifty_consumes_at_once,
+)
 from tierkit.server.services.api_keys import KeyKind
 
 
@@ -51,20 +57,9 @@ def test_consume__fifty_concurrent_against_a_limit_of_twenty__exactly_twenty_rec
 ) -> None:
     clients = [make_client() for _ in range(10)]
 
-    def consume(index: int) -> dict[str, Any]:
-        response = _consume(clients[index % len(clients)])
-        assert response.status_code == 200, response.text
-        reply: dict[str, Any] = response.json()
-        return reply
+    replies = fifty_consumes_at_once(lambda index: _consume(clients[index % len(clients)]))
 
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        replies = list(pool.map(consume, range(50)))
-
-    allowed = [r for r in replies if r["allowed"]]
-    denied = [r for r in replies if not r["allowed"]]
-    assert (len(allowed), len(denied)) == (20, 30)
-    assert {r["reason"] for r in denied} == {"limit_exceeded"}
-    assert sorted(r["usage"]["used"] for r in allowed) == list(range(1, 21))
+    assert_twenty_allowed_thirty_denied(replies)
     assert _used(limited) == 20
     events = limited.get("/v1/events", params={"company": "acme", "limit": 500}).json()["data"]
     assert len(events) == 20

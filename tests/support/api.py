@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,3 +125,27 @@ def used_of(api: httpx.Client, company: str, feature: str) -> float:
     (line,) = [u for u in usage.json()["data"] if u["feature"] == feature]
     used: float = line["used"]
     return used
+
+
+def fifty_consumes_at_once(consume: Callable[[int], httpx.Response]) -> list[dict[str, Any]]:
+    """The replies of `consume(0)` to `consume(49)`, sent from 50 threads at once (the index
+    picks the client); each must be a 200."""
+
+    def one(index: int) -> dict[str, Any]:
+        reply = consume(index)
+        assert reply.status_code == 200, reply.text
+        decision: dict[str, Any] = reply.json()
+        return decision
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        return list(pool.map(one, range(50)))
+
+
+def assert_twenty_allowed_thirty_denied(replies: list[dict[str, Any]]) -> None:
+    """Fifty consumes of 1 against a hard limit of 20: exactly 20 allowed, numbered 1 to 20,
+    and 30 denied as over the limit."""
+    allowed = [r for r in replies if r["allowed"]]
+    denied = [r for r in replies if not r["allowed"]]
+    assert (len(allowed), len(denied)) == (20, 30)
+    assert {r["reason"] for r in denied} == {"limit_exceeded"}
+    assert sorted(r["usage"]["used"] for r in allowed) == list(range(1, 21))
