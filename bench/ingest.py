@@ -218,6 +218,9 @@ def run(name: str, database_url: str, batches: int, clients: int, port: int, big
         f"(same columns, no key or index) {bare_rate:,.0f} rows/s | "
         f"**{api_rate / bare_rate:.2f}** |",
     ]
+    if not big:
+        database.dispose()
+        return rows
     started = time.perf_counter()
     _store_raw(database, environment_id, "small", 1_000)
     _store_raw(database, environment_id, "big", big)
@@ -269,14 +272,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help="batches of 1000 events")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument("--big", type=int, default=1_000_000, help="events of the big company")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--no-latency", action="store_true", help="ingestion only (no 1k vs 1M latencies)"
+    )
     args = parser.parse_args()
     rows = ["| database | measure | Tierkit | reference | ratio |", "|---|---|---|---|---|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite = f"sqlite:///{tmp}/bench.db"
-        rows += run("SQLite", sqlite, args.batches, args.clients, 8950, args.big)
+    big = 0 if args.no_latency else args.big
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = f"sqlite:///{tmp}/bench.db"
+            rows += run("SQLite", sqlite, args.batches, args.clients, 8950, big)
     if args.postgres:
         with postgres_schema(args.postgres) as postgres:
-            rows += run("PostgreSQL", postgres, args.batches, args.clients, 8951, args.big)
+            rows += run("PostgreSQL", postgres, args.batches, args.clients, 8951, big)
     print("\n".join(rows))
 
 

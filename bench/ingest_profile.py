@@ -81,7 +81,7 @@ def run(
         batch(body)
     gc.freeze()  # as the served app does once built (create_app_from_environment)
     python_ms, backend_ms = [], []
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.thread_time) if profile else None
     for body in bodies:
         python_ms.append(_timed(time.thread_time, batch, body, profiler))
         backend_ms.append(_backend_cpu(pid))

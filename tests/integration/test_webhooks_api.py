@@ -19,8 +19,11 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import SettableClock
 from tests.support.api import create_feature, create_plan, error_of, parse_utc, rfc3339
+from tierkit.server.db import Database
 from tierkit.server.services.api_keys import KeyKind
+from tierkit.server.services.audit import wrote_outbox
 from tierkit.server.services.container import Services
+from tierkit.server.services.events import NewEvent
 from tierkit.server.workers.webhooks import WebhookDispatcher
 
 ClientFactory = Callable[..., httpx.Client]
@@ -660,3 +663,19 @@ def test_deliveries__status_filter_and_pages__newest_first(
         "validation_failed",
         "status",
     )
+
+
+def test_outbox_flag__usage_commits_say_none__a_new_company_says_so__once(
+    database: Database, services: Services
+) -> None:
+    # The served app wakes its webhook dispatcher on exactly these answers: ingestion's many
+    # commits must not set it polling the outbox after each batch.
+    said: list[bool] = []
+    database.on_write_commit(after=lambda session: said.append(wrote_outbox(session)))
+    environment_id = services.environments.get_environment("development").id
+
+    services.events.ingest(environment_id, [NewEvent("track", "acme", "api_call")])  # created
+    services.events.ingest(environment_id, [NewEvent("track", "acme", "api_call")])
+    services.events.ingest(environment_id, [NewEvent("track", "acme", "api_call", quantity=2)])
+
+    assert said == [True, False, False]

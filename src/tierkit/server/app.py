@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 from tierkit import __version__
 from tierkit.server.api.errors import BodySizeLimit, install_error_handlers
@@ -46,6 +47,7 @@ from tierkit.server.metrics import Metrics, install_metrics
 from tierkit.server.rate_limits import build_rate_limiter
 from tierkit.server.request_ids import HEADER, RequestIds
 from tierkit.server.secret_keys import secret_box
+from tierkit.server.services.audit import wrote_outbox
 from tierkit.server.services.change_relay import build_relay
 from tierkit.server.services.clock import Clock, system_clock
 from tierkit.server.services.container import Services
@@ -94,7 +96,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         _log_startup(database)
         _reseal_secrets(services)
         listener = start_change_listener(services, settings.redis_url)
-        dispatcher = _webhook_dispatcher(settings, services, clock)
+        dispatcher = _webhook_dispatcher(settings, services, database, clock)
         jobs = _job_runner(settings, services, dispatcher)
         yield
         if jobs is not None:
@@ -175,7 +177,7 @@ def _add_schemas(app: FastAPI, schemas: Callable[[], dict[str, Any]]) -> None:
 
 
 def _webhook_dispatcher(
-    settings: Settings, services: Services, clock: Clock
+    settings: Settings, services: Services, database: Database, clock: Clock
 ) -> WebhookDispatcher | None:
     if not settings.webhook_dispatch:
         logger.info("webhook delivery is off in this process (TIERKIT_WEBHOOK_DISPATCH)")
@@ -187,8 +189,16 @@ def _webhook_dispatcher(
         timeout_seconds=settings.webhook_timeout_seconds,
         retry_seconds=settings.webhook_retry_seconds,
     )
-    # Another process's change woke its own dispatcher: this one need not look.
-    services.changes.listen(lambda change: None if change.heard else dispatcher.wake())
+    # Woken by a commit that put webhook events in the outbox, and only then: ingestion's
+    # thousands of commits a minute write none. (Another process's commit wakes its own.)
+    def wake_on_outbox(session: Session) -> None:
+        if wrote_outbox(session):
+            dispatcher.wake()
+
+    def forget(session: Session) -> None:
+        wrote_outbox(session)
+
+    database.on_write_commit(after=wake_on_outbox, rolled_back=forget)
     dispatcher.start()
     return dispatcher
 

@@ -68,15 +68,19 @@ class Database:
 
     def on_write_commit(
         self,
-        before: Callable[[Session], None],
-        after: Callable[[Session], None],
-        rolled_back: Callable[[Session], None],
+        before: Callable[[Session], None] | None = None,
+        after: Callable[[Session], None] | None = None,
+        rolled_back: Callable[[Session], None] | None = None,
     ) -> None:
         """Call `before` in each write transaction just before it commits (what it does joins
         the transaction), `after` once it has committed, `rolled_back` if it did not."""
-        event.listen(self._write, "before_commit", before)
-        event.listen(self._write, "after_commit", after)
-        event.listen(self._write, "after_rollback", rolled_back)
+        for name, listener in (
+            ("before_commit", before),
+            ("after_commit", after),
+            ("after_rollback", rolled_back),
+        ):
+            if listener is not None:
+                event.listen(self._write, name, listener)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -215,10 +215,14 @@ def _without_times(value: Any) -> Any:
     return value
 
 
+_OUTBOX_WRITTEN = "tierkit_outbox_written"
+
+
 def add_event(
     session: Session, environment_id: str, event_type: str, data: Mapping[str, Any], now: datetime
 ) -> str:
     """Put a webhook event in the outbox (in the caller's transaction); its id."""
+    session.info[_OUTBOX_WRITTEN] = True
     event_id = new_id("msg")
     payload = {"type": event_type, "timestamp": format_time(now), "data": jsonable(data)}
     session.add(
@@ -232,6 +236,12 @@ def add_event(
         )
     )
     return event_id
+
+
+def wrote_outbox(session: Session) -> bool:
+    """Whether the session's transaction put webhook events in the outbox (asked once, at its
+    end: the answer is cleared)."""
+    return bool(session.info.pop(_OUTBOX_WRITTEN, False))
 
 
 class AuditService:
