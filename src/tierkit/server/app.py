@@ -189,6 +189,7 @@ def _webhook_dispatcher(
         timeout_seconds=settings.webhook_timeout_seconds,
         retry_seconds=settings.webhook_retry_seconds,
     )
+
     # Woken by a commit that put webhook events in the outbox, and only then: ingestion's
     # thousands of commits a minute write none. (Another process's commit wakes its own.)
     def wake_on_outbox(session: Session) -> None:
