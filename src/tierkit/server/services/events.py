@@ -33,7 +33,7 @@ from tierkit.server.services.catalog_cache import CatalogCache, key_notes
 from tierkit.server.services.changes import staging
 from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
-from tierkit.server.services.counters import StoredEvent, apply_planned, plan_events
+from tierkit.server.services.counters import StoredEvent, fold_stored
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.rows import new_customer_values
@@ -319,21 +319,11 @@ def store_events(
     # The companies are locked only once the events are in: the insert, the longest step,
     # runs beside other batches for the same companies, and the lock covers what must take
     # turns (counters, identities, the commit). Events uncommitted until then are invisible
-    # to a counter being created meanwhile, so each is counted once, by one or the other.
+    # to a counter being created meanwhile, so each is counted once, by one or the other: the
+    # fold, a statement of its own after the lock, sees every counter committed before it.
     company_ids = _company_ids(session, environment_id, company_keys, now, lock=False)
     rows = _Columns.of(events, company_ids, now)
     seqs = _insert_events(session, environment_id, rows, now)
-    usage = [
-        StoredEvent(company_id, name, MeterEvent(_to_utc(moment), quantity, properties, seq))
-        for kind, name, company_id, quantity, properties, moment, seq in zip(
-            rows.types, rows.events, rows.company_ids, rows.quantities, rows.properties,
-            rows.timestamps, seqs, strict=True,
-        )
-        if seq is not None and kind != "identify" and company_id is not None and name
-    ]  # fmt: skip
-    # Which counters the events add to, and what, is worked out before the lock; under it,
-    # only the fold into the current values (made anew if a counter appeared meanwhile).
-    plan = plan_events(session, usage)
     if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
         raise CompaniesDeleted
     for kind, properties, company_id, seq in zip(
@@ -341,8 +331,34 @@ def store_events(
     ):
         if kind == "identify" and seq is not None:
             _apply_identity(session, environment_id, properties, company_id, now)
-    apply_planned(session, plan)
+
+    def usage() -> list[StoredEvent]:
+        return [
+            StoredEvent(company_id, name, MeterEvent(_to_utc(moment), quantity, properties, seq))
+            for kind, name, company_id, quantity, properties, moment, seq in zip(
+                rows.types, rows.events, rows.company_ids, rows.quantities, rows.properties,
+                rows.timestamps, seqs, strict=True,
+            )
+            if seq is not None and _is_usage(kind, company_id, name)
+        ]  # fmt: skip
+
+    fold_stored(
+        session,
+        [
+            seq
+            for kind, name, company_id, seq in zip(
+                rows.types, rows.events, rows.company_ids, seqs, strict=True
+            )
+            if seq is not None and _is_usage(kind, company_id, name)
+        ],
+        usage,
+    )
     return sum(seq is not None for seq in seqs)
+
+
+def _is_usage(kind: str, company_id: str | None, name: str | None) -> bool:
+    """Whether a stored event is one counters read: a company's `track` or `set`."""
+    return kind != "identify" and company_id is not None and bool(name)
 
 
 def _apply_identity(
