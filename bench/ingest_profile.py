@@ -37,12 +37,13 @@ from tierkit.server.services.container import Services
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _backend_cpu(pid: int | None) -> float:
-    """Seconds of CPU the PostgreSQL backend `pid` has used (0 for SQLite)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+def _backend_cpu(pids: list[int]) -> float:
+    """Seconds of CPU the PostgreSQL backends `pids` have used (none for SQLite)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
 
 
 def _named(database_url: str) -> tuple[str, str | None]:
@@ -64,27 +65,31 @@ def run(
     database = Database(url)
     relay = build_relay(database, None) if relayed else None
     services = Services.build(database, relay=relay)
-    for index in range(COMPANIES):  # steady state: every company's counters exist
-        services.checks.check(environment_id, CheckRequest(f"c{index}", None))
-    pid = None
-    if name is not None:
-        with database.read() as session:
-            pid = session.scalar(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
-            )
     bodies = batches_of("profile", batches)
 
     def batch(body: bytes) -> None:
         record_events(services, environment_id, orjson.loads(body))
 
-    for body in batches_of("warm", 3):
+    for body in batches_of("warm", 3):  # creates the companies
         batch(body)
+    for index in range(COMPANIES):  # steady state: every company's counters exist
+        services.checks.check(environment_id, CheckRequest(f"c{index}", None))
+    # Every backend of the pool, once the warm-up has opened them.
+    pids: list[int] = []
+    if name is not None:
+        with database.read() as session:
+            pids = list(
+                session.scalars(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                    {"n": name},
+                )
+            )
     gc.freeze()  # as the served app does once built (create_app_from_environment)
     python_ms, backend_ms = [], []
     profiler = cProfile.Profile(time.thread_time) if profile else None
     for body in bodies:
         python_ms.append(_timed(time.thread_time, batch, body, profiler))
-        backend_ms.append(_backend_cpu(pid))
+        backend_ms.append(_backend_cpu(pids))
     # The kernel counts CPU in ticks (10 ms): the backend's is a mean over the run.
     backend_mean = 1000 * (backend_ms[-1] - backend_ms[0]) / max(len(backend_ms) - 1, 1)
     if profiler is not None:

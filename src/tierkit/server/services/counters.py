@@ -271,10 +271,24 @@ def apply_events(session: Session, events: Sequence[StoredEvent]) -> None:
 # (`meters.reading`), as `recount` computes them. Counters of distinct values need the values'
 # hashes: the statement returns their (counter, event) pairs, folded in Python.
 _POSTGRES_FOLD = """
-WITH batch AS (
-    SELECT seq, company_id, event, quantity, properties, "timestamp" AS ts
-    FROM events
-    WHERE seq = ANY(%(s)s::bigint[]) AND type IN ('track', 'set')
+WITH batch AS MATERIALIZED (
+    SELECT e.*
+    FROM unnest(%(s)s::bigint[]) AS stored(seq)
+    CROSS JOIN LATERAL (
+        SELECT seq, company_id, event, quantity, properties, "timestamp" AS ts
+        FROM events
+        WHERE events.seq = stored.seq AND type IN ('track', 'set')
+        OFFSET 0
+    ) AS e
+), counters AS MATERIALIZED (
+    SELECT c.*
+    FROM (SELECT DISTINCT company_id, event FROM batch) AS pair
+    CROSS JOIN LATERAL (
+        SELECT id, company_id, event, aggregation, property, period_start, period_end
+        FROM usage_counters
+        WHERE usage_counters.company_id = pair.company_id AND usage_counters.event = pair.event
+        OFFSET 0
+    ) AS c
 ), readings AS (
     SELECT c.id, c.aggregation, b.seq, b.ts,
            CASE WHEN c.aggregation = 'count' THEN 1.0::float8
@@ -283,7 +297,7 @@ WITH batch AS (
                 THEN (b.properties ->> c.property)::float8
            END AS r
     FROM batch AS b
-    JOIN usage_counters AS c
+    JOIN counters AS c
       ON c.company_id = b.company_id AND c.event = b.event
      AND c.period_start <= b.ts AND b.ts < c.period_end
 ), totals AS (
