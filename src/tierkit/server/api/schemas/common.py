@@ -146,7 +146,7 @@ def _json_value(value: object, depth: int) -> None:
 _FLAT_KEY_BYTES = 64 * 4 + 8  # a key at its longest in UTF-8, quoted, with `:` and `,`
 
 
-def _is_flat_and_small(value: dict[str, Any]) -> bool:
+def is_flat_and_small(value: dict[str, Any]) -> bool:
     """The common case, checked in one loop (event properties run through here a thousand
     times a batch): at most 50 keys of 1-64 characters, scalar values, no NUL, numbers in
     bounds, and surely under the size cap. Anything else takes the slow path, which says what
@@ -174,7 +174,7 @@ def _is_flat_and_small(value: dict[str, Any]) -> bool:
 
 
 def _metadata(value: object) -> dict[str, Any]:
-    if type(value) is dict and _is_flat_and_small(value):
+    if type(value) is dict and is_flat_and_small(value):
         return value
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")

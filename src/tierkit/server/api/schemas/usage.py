@@ -4,10 +4,19 @@ ingestion), and every bad event is reported with its index."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
 from tierkit.engine.catalog import MAX_SAFE_NUMBER
 from tierkit.engine.codec import format_time, json_number
@@ -21,6 +30,7 @@ from tierkit.server.api.schemas.common import (
     OutputModel,
     Timestamp,
     Traits,
+    is_flat_and_small,
 )
 from tierkit.server.services.events import MAX_BATCH, EventRecord, NewEvent
 from tierkit.server.services.usage import Series
@@ -160,6 +170,62 @@ def _one(item: object, prefix: Sequence[str | int]) -> tuple[NewEvent | None, li
         return None, _located(error, prefix)
 
 
+# The common batch, every event a `track` with flat properties and RFC 3339 timestamps, is
+# validated natively (no Python called per field) and finished in one loop. Anything else, a
+# mistake included, takes the models above: they say what is wrong, and where.
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+
+
+class _PlainTrack(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[misc]
+
+    type: NotRequired[Literal["track"]]
+    event: EventName
+    company: ExternalKey
+    user: NotRequired[ExternalKey | None]
+    quantity: NotRequired[EventQuantity]
+    properties: NotRequired[dict[str, Any]]
+    timestamp: NotRequired[Annotated[str, StringConstraints(pattern=_RFC3339)] | None]
+    idempotency_key: NotRequired[IdempotencyKey | None]
+
+
+_PLAIN_TRACKS = TypeAdapter(list[_PlainTrack])
+
+
+def _plain_tracks(items: list[Any]) -> list[NewEvent] | None:
+    """The events of a common batch; None when it is not one (or holds a mistake)."""
+    try:
+        plain = _PLAIN_TRACKS.validate_python(items)
+    except ValidationError:
+        return None
+    events = []
+    from_text = datetime.fromisoformat
+    for item in plain:
+        properties = item.get("properties")
+        if properties is None:
+            properties = {}
+        elif not is_flat_and_small(properties):
+            return None
+        moment = item.get("timestamp")
+        try:
+            timestamp = None if moment is None else from_text(moment).astimezone(UTC)
+        except (ValueError, OverflowError):  # 25:00, or year 1 behind an offset
+            return None
+        events.append(
+            NewEvent(
+                "track",
+                item["company"],
+                item["event"],
+                item.get("user"),
+                float(item.get("quantity", 1)),
+                properties,
+                timestamp,
+                item.get("idempotency_key"),
+            )
+        )
+    return events
+
+
 def parse_events(body: Any) -> tuple[list[NewEvent], bool, list[dict[str, Any]]]:
     """The events of a body (one event or a batch), whether it was a batch, and the
     validation errors, located as `events.<index>.<field>`."""
@@ -171,6 +237,9 @@ def parse_events(body: Any) -> tuple[list[NewEvent], bool, list[dict[str, Any]]]
     except ValidationError as error:
         return [], True, _located(error, ())
     if all(_type_of(item) == "track" for item in items):
+        plain = _plain_tracks(items)
+        if plain is not None:
+            return plain, True, []
         try:
             return [e.to_new_event() for e in _TRACKS.validate_python(items)], True, []
         except ValidationError as error:
