@@ -4,7 +4,8 @@ with one indexed lookup however many events there are.
 The invariant: a counter holds its meter's aggregate over the company's events in
 `[period_start, period_end)`. A counter is created from the raw events (`ensure_counters`),
 and every later ingestion for the company updates every counter whose meter reads the event and
-whose window holds its timestamp (`apply_events`), late events included. Both run while the
+whose window holds its timestamp (`fold_stored`, in SQL on PostgreSQL; `apply_events`), late
+events included. Both run while the
 company's row is locked (`lock_companies`), so no event is missed or counted twice between them.
 A counter describes its own meter (event, aggregation, property): when a feature's meter or
 period changes, its old counters are simply no longer read.
