@@ -26,6 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tierkit.server.db import Database
+from tierkit.server.db.text_arrays import text_array_parameters
+from tierkit.server.db.upserts import execute_on_postgres
 from tierkit.server.services.changes import ChangeKind, ChangeNote, staged_notes
 
 logger = logging.getLogger("tierkit.changes")
@@ -135,11 +137,15 @@ class PostgresRelay(ChangeRelay):
         notes = staged_notes()
         if not notes:
             return
-        session.execute(
-            text(
-                "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) payload"
-            ),
-            {"channel": self.channel, "payloads": encode_notes(self.origin, notes)},
+        # The payloads as joined text: a list of JSON would be escaped quote by quote.
+        execute_on_postgres(
+            session,
+            "SELECT pg_notify(%(channel)s, payload) FROM unnest("
+            "(string_to_array(%(p)s, %(p_separator)s, %(p_null)s))[2:]) AS payload",
+            {
+                "channel": self.channel,
+                **text_array_parameters("p", encode_notes(self.origin, notes)),
+            },
         )
 
 
