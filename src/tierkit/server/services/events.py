@@ -341,33 +341,24 @@ def store_events(
         if kind == "identify" and seq is not None:
             _apply_identity(session, environment_id, properties, company_id, now)
 
-    def usage() -> list[StoredEvent]:
+    # The stored usage events (a company's `track` and `set`): what counters read.
+    usage = [
+        (company_id, name, quantity, properties, moment, seq)
+        for kind, name, company_id, quantity, properties, moment, seq in zip(
+            rows.types, rows.events, rows.company_ids, rows.quantities, rows.properties,
+            rows.timestamps, seqs, strict=True,
+        )
+        if seq is not None and kind != "identify" and company_id is not None and name
+    ]  # fmt: skip
+
+    def stored() -> list[StoredEvent]:
         return [
             StoredEvent(company_id, name, MeterEvent(_to_utc(moment), quantity, properties, seq))
-            for kind, name, company_id, quantity, properties, moment, seq in zip(
-                rows.types, rows.events, rows.company_ids, rows.quantities, rows.properties,
-                rows.timestamps, seqs, strict=True,
-            )
-            if seq is not None and _is_usage(kind, company_id, name)
-        ]  # fmt: skip
+            for company_id, name, quantity, properties, moment, seq in usage
+        ]
 
-    fold_stored(
-        session,
-        [
-            seq
-            for kind, name, company_id, seq in zip(
-                rows.types, rows.events, rows.company_ids, seqs, strict=True
-            )
-            if seq is not None and _is_usage(kind, company_id, name)
-        ],
-        usage,
-    )
+    fold_stored(session, [row[-1] for row in usage], stored)
     return sum(seq is not None for seq in seqs)
-
-
-def _is_usage(kind: str, company_id: str | None, name: str | None) -> bool:
-    """Whether a stored event is one counters read: a company's `track` or `set`."""
-    return kind != "identify" and company_id is not None and bool(name)
 
 
 def _apply_identity(

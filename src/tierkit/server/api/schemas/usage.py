@@ -236,10 +236,10 @@ def parse_events(body: Any) -> tuple[list[NewEvent], bool, list[dict[str, Any]]]
         items = _BATCH.validate_python(body).events
     except ValidationError as error:
         return [], True, _located(error, ())
+    plain = _plain_tracks(items)
+    if plain is not None:
+        return plain, True, []
     if all(_type_of(item) == "track" for item in items):
-        plain = _plain_tracks(items)
-        if plain is not None:
-            return plain, True, []
         try:
             return [e.to_new_event() for e in _TRACKS.validate_python(items)], True, []
         except ValidationError as error:
