@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from tierkit.server.db import Database
 from tierkit.server.db.migrate import current_revision, head_revision, pending_revisions, upgrade
@@ -56,3 +58,33 @@ def test_fresh_database__after_migrating__has_development_and_production(
         assert again == []
     finally:
         database.dispose()
+
+
+def _reloptions(database: Database, table: str) -> list[str] | None:
+    with database.read() as session:
+        options: list[str] | None = session.scalar(
+            text("SELECT reloptions FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+            {"table": table},
+        )
+    return options
+
+
+def test_usage_counters__migrated__keep_room_for_updates_on_postgresql(
+    empty_database_url: str,
+) -> None:
+    database = Database(empty_database_url)
+    try:
+        if database.is_sqlite:
+            pytest.skip("fillfactor is PostgreSQL's")
+        upgrade(database)
+        assert _reloptions(database, "usage_counters") == ["fillfactor=30"]
+    finally:
+        database.dispose()
+
+
+def test_usage_counters__created_from_the_tables__keep_room_for_updates_on_postgresql(
+    database: Database,
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("fillfactor is PostgreSQL's")
+    assert _reloptions(database, "usage_counters") == ["fillfactor=30"]
