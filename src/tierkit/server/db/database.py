@@ -47,7 +47,7 @@ class Database:
     def _engine_options(self) -> dict[str, Any]:
         if self.is_sqlite:
             return {"connect_args": {"check_same_thread": False, "timeout": 30}}
-        return {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+        return {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True, "pool_use_lifo": True}
 
     @property
     def dialect_name(self) -> str:
