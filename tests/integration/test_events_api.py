@@ -342,6 +342,25 @@ def test_post_events__key_seen_in_an_earlier_batch__duplicate_in_the_next(
     assert keys_of(metered) == ["c", "b", "a"]
 
 
+def test_post_events__stored_key_beside_a_new_company__key_skipped_company_made_once(
+    metered: httpx.Client,
+) -> None:
+    # On PostgreSQL a batch goes in plainly first; meeting a stored key undoes that attempt
+    # (the new company with it) and the batch goes in again, skipping stored keys.
+    track(metered, {"events": [call(1, idempotency_key="a")]})
+
+    second = track(
+        metered,
+        {"events": [call(20, idempotency_key="a"), call(3, company="newco", idempotency_key="z")]},
+    )
+
+    assert second == {"accepted": 1, "duplicates": 1}
+    assert (used(metered), used(metered, "newco")) == (1, 3)
+    assert keys_of(metered) == ["z", "a"]
+    created = get_json(metered, "/v1/audit-log", action="company.created", resource_key="newco")
+    assert len(created["data"]) == 1
+
+
 def test_post_events__identical_request_retried__all_duplicates_and_usage_unchanged(
     metered: httpx.Client,
 ) -> None:

@@ -78,6 +78,22 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, raised through SQLAlchemy or by psycopg directly
+    (`execute_on_postgres`); None for anything else."""
+    state = getattr(error, "sqlstate", None) or getattr(
+        getattr(error, "orig", None), "sqlstate", None
+    )
+    return state if isinstance(state, str) else None
+
+
+def violated_constraint(error: BaseException) -> str | None:
+    """The constraint a unique violation names (PostgreSQL), or None."""
+    original = getattr(error, "orig", error)
+    name = getattr(getattr(original, "diag", None), "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
 def execute_on_postgres(session: Session, sql: str, parameters: dict[str, Any]) -> list[Any]:
     """Run `sql` on the session's psycopg connection, bypassing SQLAlchemy's statement cache,
     for whole-batch statements over arrays (`%(name)b`: binary, no per-element escaping).
