@@ -2,6 +2,7 @@
 usage reads with 1,000 against 1,000,000 stored events.
 
 Usage: .venv/bin/python bench/ingest.py [--postgres URL] [--batches 100] [--clients 4]
+       [--no-sqlite] [--no-latency]
 
 For each database (SQLite, and PostgreSQL when a URL is given): one uvicorn worker, batches of
 1000 track events with idempotency keys over 100 companies whose usage counters exist (each
