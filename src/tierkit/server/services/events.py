@@ -200,7 +200,7 @@ class _Columns:
 # columns of text and numbers go as joined text, far cheaper to make than a list's dumper.
 # Rows are numbered in the batch's order (as unnest emits them) and written in key order: two
 # batches sharing keys then wait on each other in one order, never crosswise (a deadlock).
-# Only `seq` and the key come back.
+# Only `seq` and the key come back (`seq` alone when every row goes in).
 _POSTGRES_INSERT = """
 INSERT INTO events (seq, environment_id, type, event, company_id, user_key, quantity,
                     properties, "timestamp", received_at, idempotency_key)
@@ -225,6 +225,8 @@ RETURNING seq, idempotency_key
 # insertion per row), for batches that almost never hold one: a batch is inserted plainly
 # first, and only if that meets a stored key (the whole transaction undone) with this clause.
 _SKIP_STORED_KEYS = "ON CONFLICT (environment_id, idempotency_key) DO NOTHING\n"
+_POSTGRES_INSERT_ALL = _POSTGRES_INSERT.replace("RETURNING seq, idempotency_key", "RETURNING seq")
+"""The plain insert: every row goes in, so the numbers alone say which is which."""
 _IDEMPOTENCY_KEYS = "uq_events_environment_id_idempotency_key"
 
 
@@ -326,16 +328,17 @@ def _insert_events(
         "e": environment_id,
         "r": naive_utc(now),
     }
-    statement = _POSTGRES_INSERT
     if not plainly:
-        statement = statement.replace("RETURNING", _SKIP_STORED_KEYS + "RETURNING")
+        skipping = _POSTGRES_INSERT.replace("RETURNING", _SKIP_STORED_KEYS + "RETURNING")
+        return _seqs_of_rows(rows.keys, execute_on_postgres(session, skipping, parameters))
     try:
-        returned = execute_on_postgres(session, statement, parameters)
+        returned = execute_on_postgres(session, _POSTGRES_INSERT_ALL, parameters)
     except Exception as error:
-        if plainly and violated_constraint(error) == _IDEMPOTENCY_KEYS:
+        if violated_constraint(error) == _IDEMPOTENCY_KEYS:
             raise StoredKeyMet from error
         raise
-    return _seqs_of_rows(rows.keys, returned)
+    # Every row went in, numbered in the batch's order.
+    return sorted(seq for (seq,) in returned)
 
 
 def store_events(
