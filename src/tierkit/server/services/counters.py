@@ -4,9 +4,9 @@ with one indexed lookup however many events there are.
 The invariant: a counter holds its meter's aggregate over the company's events in
 `[period_start, period_end)`. A counter is created from the raw events (`ensure_counters`),
 and every later ingestion for the company updates every counter whose meter reads the event and
-whose window holds its timestamp (`fold_stored`, in SQL on PostgreSQL; `apply_events`), late
-events included. Both run while the
-company's row is locked (`lock_companies`), so no event is missed or counted twice between them.
+whose window holds its timestamp (`fold_stored`: in SQL on PostgreSQL, `apply_events` on
+SQLite), late events included. Both run while the company's row is locked (`lock_companies`),
+so no event is missed or counted twice between them.
 A counter describes its own meter (event, aggregation, property): when a feature's meter or
 period changes, its old counters are simply no longer read.
 """
@@ -270,7 +270,10 @@ def apply_events(session: Session, events: Sequence[StoredEvent]) -> None:
 # with no counter read into Python: `count`, `sum` and `max` add up in SQL, `latest` takes the
 # batch's last reading when it comes after the counter's. The readings are the engine's
 # (`meters.reading`), as `recount` computes them. Counters of distinct values need the values'
-# hashes: the statement returns their (counter, event) pairs, folded in Python.
+# hashes: the statement returns their (counter, event) pairs, folded in Python. The lookups are
+# forced (`LATERAL ... OFFSET 0`: by primary key, then by company and event): on a growing
+# table the planner's estimates chose a scan of every event, or a loop over every pair of
+# event and counter.
 _POSTGRES_FOLD = """
 WITH batch AS MATERIALIZED (
     SELECT e.*
