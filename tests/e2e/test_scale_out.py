@@ -142,6 +142,19 @@ def _put_company(api: httpx.Client, company: str, plan: str) -> None:
     assert reply.status_code in (200, 201), reply.text
 
 
+def _ten_seats_on_pro(cluster: Cluster, tag: str) -> tuple[str, str]:
+    """A `seats` feature worth 10 on a `pro` plan, and a company on it (names tagged, so that
+    tests and transports keep apart); the feature's and the company's keys."""
+    feature, plan, company = (
+        f"seats_{tag}_{cluster.transport}",
+        f"pro_{tag}_{cluster.transport}",
+        f"acme_{tag}",
+    )
+    _numeric_feature_on_plan(cluster.clients[0], feature, plan, 10)
+    _put_company(cluster.clients[0], company, plan)
+    return feature, company
+
+
 def _environment_id(services: Services) -> str:
     return services.environments.get_environment("development").id
 
@@ -150,9 +163,7 @@ def test_scale_out__override_through_one_process__applied_by_the_other_within_a_
     cluster: Cluster,
 ) -> None:
     first, second = cluster.clients
-    feature, plan, company = f"seats_o_{cluster.transport}", f"pro_o_{cluster.transport}", "acme_o"
-    _numeric_feature_on_plan(first, feature, plan, 10)
-    _put_company(first, company, plan)
+    feature, company = _ten_seats_on_pro(cluster, "o")
     assert _value(second, company, feature) == 10  # now cached in the second process
 
     reply = first.put(f"/v1/companies/{company}/overrides/{feature}", json={"value": 99})
@@ -213,10 +224,7 @@ def test_scale_out__listener_connection_killed__resyncs_and_sees_what_it_missed(
     cluster: Cluster, postgres_admin: Engine
 ) -> None:
     first, second = cluster.clients
-    suffix = cluster.transport
-    feature, plan, company = f"seats_r_{suffix}", f"pro_r_{suffix}", "acme_r"
-    _numeric_feature_on_plan(first, feature, plan, 10)
-    _put_company(first, company, plan)
+    feature, company = _ten_seats_on_pro(cluster, "r")
     assert _value(second, company, feature) == 10
 
     # Given a change no process is told of (as if made while the channel was down)
@@ -241,10 +249,7 @@ def test_scale_out__sdk_stream_of_one_process__hears_a_change_made_through_the_o
     cluster: Cluster,
 ) -> None:
     first, second = cluster.clients
-    suffix = cluster.transport
-    feature, plan, company = f"seats_s_{suffix}", f"pro_s_{suffix}", "acme_s"
-    _numeric_feature_on_plan(first, feature, plan, 10)
-    _put_company(first, company, plan)
+    feature, company = _ten_seats_on_pro(cluster, "s")
 
     with second.stream("GET", "/v1/sdk/stream", timeout=10) as stream:
         lines = stream.iter_lines()
