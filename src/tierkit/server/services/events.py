@@ -227,6 +227,7 @@ RETURNING seq, idempotency_key
 _SKIP_STORED_KEYS = "ON CONFLICT (environment_id, idempotency_key) DO NOTHING\n"
 _POSTGRES_INSERT_ALL = _POSTGRES_INSERT.replace("RETURNING seq, idempotency_key", "RETURNING seq")
 """The plain insert: every row goes in, so the numbers alone say which is which."""
+_POSTGRES_INSERT_SKIPPING = _POSTGRES_INSERT.replace("RETURNING", _SKIP_STORED_KEYS + "RETURNING")
 _IDEMPOTENCY_KEYS = "uq_events_environment_id_idempotency_key"
 
 
@@ -329,8 +330,8 @@ def _insert_events(
         "r": naive_utc(now),
     }
     if not plainly:
-        skipping = _POSTGRES_INSERT.replace("RETURNING", _SKIP_STORED_KEYS + "RETURNING")
-        return _seqs_of_rows(rows.keys, execute_on_postgres(session, skipping, parameters))
+        returned = execute_on_postgres(session, _POSTGRES_INSERT_SKIPPING, parameters)
+        return _seqs_of_rows(rows.keys, returned)
     try:
         returned = execute_on_postgres(session, _POSTGRES_INSERT_ALL, parameters)
     except Exception as error:
