@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Table, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from tierkit.server.db.tables import Base
+from tierkit.server.db.tables import Base, CompanyRow
 from tierkit.server.db.text_arrays import text_array_parameters
 
 
@@ -61,10 +61,14 @@ def insert_unless_exists(
 def lock_companies(session: Session, company_ids: Sequence[str]) -> set[str]:
     """Hold the companies' rows until the transaction ends, so usage writers for one company
     take turns (in id order: two batches never wait on each other crosswise). Returns the ids
-    locked: those of `company_ids` that still exist. SQLite needs no row locks (a write
-    transaction there holds the whole database, so none can vanish): all are returned."""
-    if not company_ids or session.get_bind().dialect.name != "postgresql":
-        return set(company_ids)
+    locked: those of `company_ids` that still exist (ingestion may hold ids read in an earlier
+    transaction). SQLite needs no row locks: a write transaction there holds the whole
+    database, so those found cannot vanish before it ends."""
+    if not company_ids:
+        return set()
+    if not is_postgres(session):
+        found = select(CompanyRow.id).where(is_in(session, CompanyRow.id, company_ids))
+        return set(session.scalars(found))
     # Straight to the driver: ingestion locks a hundred companies a batch, many times a second.
     rows = execute_on_postgres(session, _LOCK_COMPANIES, text_array_parameters("i", company_ids))
     return {company_id for (company_id,) in rows}

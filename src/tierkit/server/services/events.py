@@ -37,6 +37,7 @@ from tierkit.server.services.clock import Clock
 from tierkit.server.services.companies import get_company_row, upsert_company_in
 from tierkit.server.services.counters import StoredEvent, fold_stored
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
+from tierkit.server.services.known_companies import KnownCompanies
 from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.rows import new_customer_values
 from tierkit.server.services.telemetry import NoTelemetry, Telemetry
@@ -349,18 +350,23 @@ def store_events(
     now: datetime,
     *,
     plainly: bool = False,
-) -> int:
+    known: Mapping[str, str] | None = None,
+) -> tuple[int, dict[str, str]]:
     """Store `events` (duplicates of a stored idempotency key skipped) and fold them into
-    counters and identities. Returns how many were stored. `events` have distinct keys.
-    `plainly`: raise `StoredKeyMet` on a stored key instead (PostgreSQL; see
-    `_SKIP_STORED_KEYS`)."""
+    counters and identities. Returns how many were stored, and the ids of the batch's
+    companies by key. `events` have distinct keys. `plainly`: raise `StoredKeyMet` on a
+    stored key instead (PostgreSQL; see `_SKIP_STORED_KEYS`). `known`: company ids by key
+    read before, maybe stale (`KnownCompanies`): the lock raises `CompaniesDeleted` then."""
     company_keys = sorted({e.company for e in events if e.company})
     # The companies are locked only once the events are in: the insert, the longest step,
     # runs beside other batches for the same companies, and the lock covers what must take
     # turns (counters, identities, the commit). Events uncommitted until then are invisible
     # to a counter being created meanwhile, so each is counted once, by one or the other: the
     # fold, a statement of its own after the lock, sees every counter committed before it.
-    company_ids = _company_ids(session, environment_id, company_keys, now, lock=False)
+    company_ids = {key: known[key] for key in company_keys if key in known} if known else {}
+    if len(company_ids) < len(company_keys):
+        unknown = [key for key in company_keys if key not in company_ids]
+        company_ids |= _company_ids(session, environment_id, unknown, now, lock=False)
     rows = _Columns.of(events, company_ids, now)
     seqs = _insert_events(session, environment_id, rows, now, plainly=plainly)
     if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
@@ -388,7 +394,7 @@ def store_events(
         ]
 
     fold_stored(session, [row[-1] for row in usage], stored)
-    return sum(seq is not None for seq in seqs)
+    return sum(seq is not None for seq in seqs), company_ids
 
 
 def _apply_identity(
@@ -480,6 +486,7 @@ class EventService:
         self._catalogs = catalogs
         self._customer_changed = on_customer_change
         self._user_changed = on_user_change
+        self._known = KnownCompanies()
 
     def ingest(
         self,
@@ -517,20 +524,30 @@ class EventService:
 
     def _store(self, environment_id: str, events: Sequence[NewEvent], now: datetime) -> int:
         """`store_events` in a transaction, started over (nothing of it kept) if one of the
-        batch's companies was deleted while the events went in (it is created anew), or if
+        batch's companies was deleted while the events went in, or before (its id known here
+        was stale; it is created anew), or if
         the database broke a deadlock by ending this transaction (a `consume` holding a
         company's lock while it waits for a key this batch inserted). The first attempt
         inserts plainly; one that meets a stored key is started over skipping stored keys."""
-        attempts, plainly = 0, True
+        attempts, plainly, trusted = 0, True, True
+        keys = {e.company for e in events if e.company}
         while attempts < _ATTEMPTS:
+            known = self._known.known(environment_id, keys) if trusted else None
             try:
                 with self._db.write() as session:
-                    return store_events(session, environment_id, events, now, plainly=plainly)
+                    stored, ids = store_events(
+                        session, environment_id, events, now, plainly=plainly, known=known
+                    )
+                self._known.remember(environment_id, ids)  # committed: safe to reuse
+                return stored
             except StoredKeyMet:
                 plainly = False  # again, skipping the stored keys (not counted as an attempt)
                 continue
             except CompaniesDeleted:
-                pass
+                self._known.forget(environment_id, keys)
+                if known:  # maybe only stale here: once more, reading every id anew
+                    trusted = False
+                    continue
             except Exception as error:
                 if sqlstate(error) != _DEADLOCK_DETECTED:
                     raise
