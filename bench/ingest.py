@@ -2,7 +2,7 @@
 usage reads with 1,000 against 1,000,000 stored events.
 
 Usage: .venv/bin/python bench/ingest.py [--postgres URL] [--batches 200] [--clients 4]
-       [--rounds 3] [--no-sqlite] [--no-latency]
+       [--rounds 5] [--no-sqlite] [--no-latency]
 
 For each database (SQLite, and PostgreSQL when a URL is given): one uvicorn worker, batches of
 1000 track events with idempotency keys over 100 companies whose usage counters exist (each
@@ -11,6 +11,9 @@ straight into the events table, and into a bare table of the same columns (COPY 
 executemany on SQLite), as ceilings. The ratios are what to compare across machines. The
 three take turns for `--rounds` rounds (the machine's load drifts; a bare COPY alone moved
 by a fifth between runs) and the medians are reported, with the range of the bare ratio.
+Each phase starts with no autovacuum at work, and the references also with the API's
+writes flushed (`settle`): a COPY run while they were written out measured up to a third
+slower (see `run` for why the API's rounds start without a checkpoint).
 
 Then one company gets 1,000 events and another 1,000,000 (inserted raw), and a check and a
 consume are timed for each (300 rounds, the four calls taking turns in each) with the server
@@ -25,6 +28,7 @@ import http.client
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -209,6 +213,30 @@ def _store_raw(database: Database, environment_id: str, company: str, count: int
         _insert_raw(database, environment_id, events)
 
 
+def settle(database: Database, *, flush: bool, seconds: float = 120) -> None:
+    """Start a measurement on a quiet database: no autovacuum still cleaning up after the
+    phase before (PostgreSQL), and with `flush`, that phase's writes flushed first (a
+    checkpoint; SQLite folds its write-ahead log back)."""
+    if database.is_sqlite:
+        if flush:
+            with database.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
+    quiet = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with quiet.connect() as connection:
+        if flush:
+            connection.exec_driver_sql("CHECKPOINT")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            busy = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+                " AND datname = current_database()"
+            ).scalar()
+            if not busy:
+                return
+            time.sleep(0.2)
+
+
 def _latencies(client: httpx.Client, bodies: list[dict[str, Any]], rounds: int) -> list[float]:
     """Median milliseconds of each body's check over `rounds` rounds, the bodies taking turns
     within a round (so that a change in the machine's load weighs on all of them alike)."""
@@ -235,19 +263,36 @@ def run(
         reach_steady_state(url, key, clients, "warm")
         # Rounds take turns with the references, so a change in the machine's load weighs on
         # both; the medians are reported.
+        # Each phase starts with no autovacuum at work. The references start with the API's
+        # writes flushed too (a checkpoint): the API pays for its own writes in its steady
+        # state, and a COPY measured while they were written out ran up to a third slower.
+        # The API's rounds start without one: right after a checkpoint, every page is first
+        # written whole to the log, a cost a running server pays once per checkpoint
+        # interval (minutes), not once a round. The references' rows are then truncated,
+        # their unwritten pages dropped, so none of their writing falls in the API's rounds.
         for round_ in range(rounds):
-            api_rates.append(send(url, key, batches_of(f"api{round_}", batches), clients))
+            api_bodies = batches_of(f"api{round_}", batches)
+            settle(database, flush=False)
+            api_rates.append(send(url, key, api_bodies, clients))
             raw_events = [
                 e for b in batches_of(f"raw{round_}", batches) for e in orjson.loads(b)["events"]
             ]
-            if not database.is_sqlite:
-                with database.write() as session:
-                    session.execute(text("TRUNCATE events_like, events_bare"))
+            settle(database, flush=True)
             raw_rates.append(_insert_raw(database, environment_id, raw_events, like_table))
-            if database.is_sqlite:
-                with database.write() as session:
-                    session.execute(text("DELETE FROM events_bare"))
+            settle(database, flush=True)
             bare_rates.append(_insert_raw(database, environment_id, raw_events, "events_bare"))
+            print(
+                f"{name} round {round_ + 1}/{rounds}: API {api_rates[-1]:,.0f} events/s, "
+                f"like events {raw_rates[-1]:,.0f} rows/s, bare {bare_rates[-1]:,.0f} rows/s",
+                file=sys.stderr,
+                flush=True,
+            )
+            with database.write() as session:
+                tables = ["events_bare"] if database.is_sqlite else ["events_like", "events_bare"]
+                for table in tables:
+                    session.execute(
+                        text(f"DELETE FROM {table}" if database.is_sqlite else f"TRUNCATE {table}")
+                    )
     api_rate, raw_rate, bare_rate = (
         statistics.median(api_rates),
         statistics.median(raw_rates),
@@ -318,7 +363,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument("--big", type=int, default=1_000_000, help="events of the big company")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of ingestion and references (medians)"
+        "--rounds", type=int, default=5, help="rounds of ingestion and references (medians)"
     )
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument(
