@@ -19,6 +19,17 @@ from tierkit.server.db.tables import Base
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def created_here(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object` for comparing the tables with a `dialect` database: an
+    object the tables create on another database alone (`tables.only_on`) is not expected."""
+
+    def include(item: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+        only_on = getattr(item, "info", {}).get("only_on")
+        return only_on is None or only_on == dialect
+
+    return include
+
+
 def _config(database: Database | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tierkit.engine.catalog import PlanStatus, PlanType, Scalar
 from tierkit.engine.customers import Company, merge_traits
 from tierkit.server.db import Database
+from tierkit.server.db.event_lookup import company_events
 from tierkit.server.db.tables import (
     CompanyRow,
     CompanyTraitRow,
@@ -182,7 +183,7 @@ class CompanyService:
             row = find_company_row(session, environment_id, key)
             lock_companies(session, [row.id])
             before = to_company_record(row)
-            session.execute(delete(EventRow).where(EventRow.company_id == row.id))
+            session.execute(delete(EventRow).where(*company_events(session, row.id)))
             session.delete(row)
             ChangeLog(session, environment_id, self._clock()).record(
                 "company.deleted", ("company", key), before, None

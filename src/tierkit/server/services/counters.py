@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tierkit.engine.catalog import Aggregation, Meter
 from tierkit.engine.meters import MeterEvent, Reading, combine, latest_key, reading
+from tierkit.server.db.event_lookup import company_events
 from tierkit.server.db.tables import EventRow, UsageCounterRow, UsageUniqueRow
 from tierkit.server.db.types import naive_utc
 from tierkit.server.db.upserts import (
@@ -120,11 +121,12 @@ def _reading(session: Session, meter: Meter) -> ColumnElement[Any]:
     return case((kind.in_(("integer", "real")), func.json_extract(EventRow.properties, path)))
 
 
-def _in_window(company_id: str, spec: CounterSpec) -> tuple[ColumnElement[bool], ...]:
+def _in_window(
+    session: Session, company_id: str, spec: CounterSpec
+) -> tuple[ColumnElement[bool], ...]:
     start, end = spec.bounds
     return (
-        EventRow.company_id == company_id,
-        EventRow.event == spec.meter.event,
+        *company_events(session, company_id, spec.meter.event),
         EventRow.timestamp >= start,
         EventRow.timestamp < end,
         EventRow.type.in_(USAGE_EVENT_TYPES),
@@ -147,7 +149,7 @@ def recount(session: Session, company_id: str, spec: CounterSpec) -> Recount:
     many events), except distinct values, which are kept hashed so that later events can tell
     which ones are new."""
     meter = spec.meter
-    where = _in_window(company_id, spec)
+    where = _in_window(session, company_id, spec)
     if meter.aggregation is Aggregation.UNIQUE_COUNT:
         rows = session.scalars(select(EventRow).where(*where)).all()
         hashes = frozenset(

@@ -17,6 +17,7 @@ from tierkit.engine.catalog import Aggregation, FeatureType
 from tierkit.engine.codec import format_time
 from tierkit.engine.meters import MeterEvent
 from tierkit.server.db import Database
+from tierkit.server.db.event_lookup import company_events
 from tierkit.server.db.tables import CompanyRow, EventRow
 from tierkit.server.db.text_arrays import text_array_parameters
 from tierkit.server.db.types import naive_utc
@@ -616,8 +617,8 @@ class EventService:
                 row = get_company_row(session, environment_id, company)
                 if row is None:
                     return Page([], None)
-                query = query.where(EventRow.company_id == row.id)
-            if event is not None:
+                query = query.where(*company_events(session, row.id, event))
+            elif event is not None:
                 query = query.where(EventRow.event == event)
             if start is not None:
                 query = query.where(EventRow.timestamp >= start)

@@ -16,6 +16,7 @@ from tierkit.engine.evaluate import Decision
 from tierkit.engine.meters import MeterEvent, aggregate, latest_key
 from tierkit.engine.periods import Unit, calendar_bounds
 from tierkit.server.db import Database
+from tierkit.server.db.event_lookup import company_events
 from tierkit.server.db.tables import EventRow
 from tierkit.server.services.catalog_cache import CatalogCache
 from tierkit.server.services.checks import CheckRequest, CheckService
@@ -113,8 +114,7 @@ class UsageService:
             rows = session.scalars(
                 select(EventRow)
                 .where(
-                    EventRow.company_id == company.id,
-                    EventRow.event == feature.meter.event,
+                    *company_events(session, company.id, feature.meter.event),
                     EventRow.type.in_(USAGE_EVENT_TYPES),
                     EventRow.timestamp >= buckets[0][0],
                     EventRow.timestamp < buckets[-1][1],
@@ -167,8 +167,7 @@ class UsageService:
         row = session.scalar(
             select(EventRow)
             .where(
-                EventRow.company_id == company_id,
-                EventRow.event == meter.event,
+                *company_events(session, company_id, meter.event),
                 EventRow.type.in_(USAGE_EVENT_TYPES),
                 EventRow.timestamp < before,
             )
