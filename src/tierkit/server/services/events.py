@@ -370,15 +370,8 @@ def store_events(
         company_ids |= _company_ids(session, environment_id, unknown, now, lock=False)
     rows = _Columns.of(events, company_ids, now)
     seqs = _insert_events(session, environment_id, rows, now, plainly=plainly)
-    if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
-        raise CompaniesDeleted
-    for kind, properties, company_id, seq in zip(
-        rows.types, rows.properties, rows.company_ids, seqs, strict=True
-    ):
-        if kind == "identify" and seq is not None:
-            _apply_identity(session, environment_id, properties, company_id, now)
-
-    # The stored usage events (a company's `track` and `set`): what counters read.
+    # The stored usage events (a company's `track` and `set`): what counters read. Picked
+    # before the lock: whatever runs while the companies are locked, other batches wait for.
     usage = [
         (company_id, name, quantity, properties, moment, seq)
         for kind, name, company_id, quantity, properties, moment, seq in zip(
@@ -387,6 +380,15 @@ def store_events(
         )
         if seq is not None and kind != "identify" and company_id is not None and name
     ]  # fmt: skip
+    usage_seqs = [row[-1] for row in usage]
+    if lock_companies(session, list(company_ids.values())) != set(company_ids.values()):
+        raise CompaniesDeleted
+    if "identify" in rows.types:
+        for kind, properties, company_id, seq in zip(
+            rows.types, rows.properties, rows.company_ids, seqs, strict=True
+        ):
+            if kind == "identify" and seq is not None:
+                _apply_identity(session, environment_id, properties, company_id, now)
 
     def stored() -> list[StoredEvent]:
         return [
@@ -394,7 +396,7 @@ def store_events(
             for company_id, name, quantity, properties, moment, seq in usage
         ]
 
-    fold_stored(session, [row[-1] for row in usage], stored)
+    fold_stored(session, usage_seqs, stored)
     return sum(seq is not None for seq in seqs), company_ids
 
 
