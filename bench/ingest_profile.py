@@ -37,11 +37,14 @@ from tierkit.server.services.container import Services
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _backend_cpu(pids: list[int]) -> float:
-    """Seconds of CPU the PostgreSQL backends `pids` have used (none for SQLite)."""
+def process_cpu(pids: list[int]) -> float:
+    """Seconds of CPU the processes `pids` have used (those gone since are left out)."""
     total = 0.0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
         total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
 
@@ -89,7 +92,7 @@ def run(
     profiler = cProfile.Profile(time.thread_time) if profile else None
     for body in bodies:
         python_ms.append(_timed(time.thread_time, batch, body, profiler))
-        backend_ms.append(_backend_cpu(pids))
+        backend_ms.append(process_cpu(pids))
     # The kernel counts CPU in ticks (10 ms): the backend's is a mean over the run.
     backend_mean = 1000 * (backend_ms[-1] - backend_ms[0]) / max(len(backend_ms) - 1, 1)
     if profiler is not None:

@@ -14,24 +14,10 @@ import argparse
 import os
 import subprocess
 import time
-from pathlib import Path
 
 from harness import postgres_schema, serve
 from ingest import APP, BATCH, batches_of, reach_steady_state, seed, send
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(pids: list[int]) -> float:
-    """Seconds of CPU the processes `pids` have used (those gone are left out)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / _TICKS
-    return total
+from ingest_profile import process_cpu
 
 
 def _pids(pattern: str) -> list[int]:
@@ -55,12 +41,12 @@ def main() -> None:
             bodies = batches_of("served", args.batches)
             server = _pids(f"uvicorn.*--port {args.port}")
             backends = _pids("postgres:")
-            before = (_cpu(server), _cpu(backends), time.process_time())
+            before = (process_cpu(server), process_cpu(backends), time.process_time())
             started = time.perf_counter()
             rate = send(base, key, bodies, args.clients)
             elapsed = time.perf_counter() - started
             backends = sorted(set(backends) | set(_pids("postgres:")))
-            after = (_cpu(server), _cpu(backends), time.process_time())
+            after = (process_cpu(server), process_cpu(backends), time.process_time())
     server_ms, postgres_ms, client_ms = (
         1000 * (end - start) / args.batches for start, end in zip(before, after, strict=True)
     )
