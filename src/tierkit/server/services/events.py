@@ -527,11 +527,12 @@ class EventService:
 
     def _store(self, environment_id: str, events: Sequence[NewEvent], now: datetime) -> int:
         """`store_events` in a transaction, started over (nothing of it kept) if one of the
-        batch's companies was deleted while the events went in, or before (its id known here
-        was stale; it is created anew), or if
-        the database broke a deadlock by ending this transaction (a `consume` holding a
-        company's lock while it waits for a key this batch inserted). The first attempt
-        inserts plainly; one that meets a stored key is started over skipping stored keys."""
+        batch's companies was deleted while the events went in, or before while its id was
+        remembered here (it is created anew), or if the database broke a deadlock by ending
+        this transaction (a `consume` holding a company's lock while it waits for a key this
+        batch inserted). The first attempt inserts plainly; one that meets a stored key is
+        started over skipping stored keys. Neither that retry nor the first one after a
+        remembered id proved stale counts as an attempt."""
         attempts, plainly, trusted = 0, True, True
         keys = {e.company for e in events if e.company}
         while attempts < _ATTEMPTS:
