@@ -288,11 +288,13 @@ def run(
                 flush=True,
             )
             with database.write() as session:
-                tables = ["events_bare"] if database.is_sqlite else ["events_like", "events_bare"]
-                for table in tables:
-                    session.execute(
-                        text(f"DELETE FROM {table}" if database.is_sqlite else f"TRUNCATE {table}")
+                session.execute(
+                    text(
+                        "DELETE FROM events_bare"
+                        if database.is_sqlite
+                        else "TRUNCATE events_like, events_bare"
                     )
+                )
     api_rate, raw_rate, bare_rate = (
         statistics.median(api_rates),
         statistics.median(raw_rates),

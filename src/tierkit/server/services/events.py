@@ -519,24 +519,30 @@ class EventService:
         )
         try:
             with staging(notes):
-                stored = self._store(environment_id, unique, now)
+                stored = self._store(environment_id, unique, now, companies)
         finally:
             self._forget(environment_id, companies, users)
         self._telemetry.ingested(stored, len(events) - stored)
         return IngestResult(accepted=stored, duplicates=len(events) - stored)
 
-    def _store(self, environment_id: str, events: Sequence[NewEvent], now: datetime) -> int:
+    def _store(
+        self,
+        environment_id: str,
+        events: Sequence[NewEvent],
+        now: datetime,
+        companies: Sequence[str],
+    ) -> int:
         """`store_events` in a transaction, started over (nothing of it kept) if one of the
         batch's companies was deleted while the events went in, or before while its id was
         remembered here (it is created anew), or if the database broke a deadlock by ending
         this transaction (a `consume` holding a company's lock while it waits for a key this
         batch inserted). The first attempt inserts plainly; one that meets a stored key is
         started over skipping stored keys. Neither that retry nor the first one after a
-        remembered id proved stale counts as an attempt."""
+        remembered id proved stale counts as an attempt. `companies`: the batch's company
+        keys (whose remembered ids are used, or forgotten)."""
         attempts, plainly, trusted = 0, True, True
-        keys = {e.company for e in events if e.company}
         while attempts < _ATTEMPTS:
-            known = self._known.known(environment_id, keys) if trusted else None
+            known = self._known.known(environment_id, companies) if trusted else None
             try:
                 with self._db.write() as session:
                     stored, ids = store_events(
@@ -548,7 +554,7 @@ class EventService:
                 plainly = False  # again, skipping the stored keys (not counted as an attempt)
                 continue
             except CompaniesDeleted:
-                self._known.forget(environment_id, keys)
+                self._known.forget(environment_id, companies)
                 if known:  # maybe only stale here: once more, reading every id anew
                     trusted = False
                     continue
