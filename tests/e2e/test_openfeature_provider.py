@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import BACKENDS, drop_postgres_schema, postgres_schema_url
 from tests.support.api import create_feature, create_plan
-from tests.support.live_server import LiveServer
+from tests.support.live_server import PATIENT_TIMEOUT, LiveServer
 from tierkit import Client
 from tierkit.openfeature import TierkitProvider
 from tierkit.server.app import create_app
@@ -270,7 +270,7 @@ def test_provider__over_a_remote_client__raises_value_error(
     tierkit_server: TierkitServer, key: str
 ) -> None:
     with (
-        Client(api_key=key, base_url=tierkit_server.url) as remote,
+        Client(api_key=key, base_url=tierkit_server.url, timeout=PATIENT_TIMEOUT) as remote,
         pytest.raises(ValueError, match="local"),
     ):
         TierkitProvider(remote)

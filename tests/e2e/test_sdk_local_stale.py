@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ServerProcess, run_tierkit
+from tests.support.live_server import PATIENT_TIMEOUT
 from tierkit import Client, Reason
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +44,7 @@ def test_local_client__server_killed_then_restarted__stale_answers_then_resynchr
         "keys", "create", "--environment", "development", "--kind", "secret", database_url=url
     ).stdout.strip()
     server = start_server("serve", database_url=url)
-    with Client(api_key=key, base_url=server.url) as remote:
+    with Client(api_key=key, base_url=server.url, timeout=PATIENT_TIMEOUT) as remote:
         remote.features.create("projects", name="Projects", type="numeric", default=1)
         remote.plans.create("pro", name="Pro", entitlements=[{"feature": "projects", "value": 10}])
         remote.companies.upsert("acme", plan="pro")
@@ -70,7 +71,7 @@ def test_local_client__server_killed_then_restarted__stale_answers_then_resynchr
 
         # When the server is back on the same port, and an override is set through the API
         restarted = start_server("serve", database_url=url, port=server.port)
-        with Client(api_key=key, base_url=restarted.url) as remote:
+        with Client(api_key=key, base_url=restarted.url, timeout=PATIENT_TIMEOUT) as remote:
             remote.overrides.set("acme", "projects", value=50)
 
         # Then the client is in sync again and answers the override

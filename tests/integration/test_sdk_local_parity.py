@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import BACKENDS, SettableClock, drop_postgres_schema, postgres_schema_url
 from tests.support.api import rfc3339
-from tests.support.live_server import LiveServer
+from tests.support.live_server import PATIENT_TIMEOUT, LiveServer
 from tierkit import Client, Reason
 from tierkit.engine.codec import decision_to_json, parse_time
 from tierkit.server.app import create_app
@@ -905,7 +905,7 @@ def test_local_client_close__stream_open__returns_at_once_and_stops_syncing(
 ) -> None:
     # Given a local client following the stream of a server with the default keep-alive
     threads_before = set(threading.enumerate())
-    local = Client(api_key=make_key(), base_url=server_url, local=True)
+    local = Client(api_key=make_key(), base_url=server_url, local=True, timeout=PATIENT_TIMEOUT)
     told: list[str] = []
     local.on_sync(told.append)
     assert wait_for(lambda: "connected" in told, 5)

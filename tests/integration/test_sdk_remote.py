@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import SettableClock
 from tests.support.api import rfc3339
-from tests.support.live_server import free_port
+from tests.support.live_server import PATIENT_TIMEOUT, free_port
 from tierkit import (
     AsyncClient,
     AuthenticationError,
@@ -59,7 +59,7 @@ FEATURES = ["api_calls", "beta", "image_gen", "projects", "seats", "sso", "token
 @pytest.fixture
 def client(server_url: str, make_key: KeyFactory) -> Iterator[Client]:
     """A remote `Client` holding a secret key of `development`."""
-    with Client(api_key=make_key(), base_url=server_url) as client:
+    with Client(api_key=make_key(), base_url=server_url, timeout=PATIENT_TIMEOUT) as client:
         yield client
 
 
@@ -432,8 +432,10 @@ def test_client_errors__bogus_and_publishable_keys__authentication_and_permissio
     # Given a client with an unknown key and one with a publishable key
     publishable_key = make_key(kind=KeyKind.PUBLISHABLE)
     with (
-        Client(api_key="tk_sec_bogus", base_url=server_url) as bogus,
-        Client(api_key=publishable_key, base_url=server_url) as publishable,
+        Client(api_key="tk_sec_bogus", base_url=server_url, timeout=PATIENT_TIMEOUT) as bogus,
+        Client(
+            api_key=publishable_key, base_url=server_url, timeout=PATIENT_TIMEOUT
+        ) as publishable,
     ):
         # When each calls a secret route
         with pytest.raises(AuthenticationError) as unauthenticated:
@@ -456,10 +458,11 @@ def test_client_check__failures__the_fallback_with_the_error_code_never_raised(
     # Given the catalog, a client with an unknown key, and one with fallbacks configured
     create_catalog(client)
     with (
-        Client(api_key="tk_sec_bogus", base_url=server_url) as bogus,
+        Client(api_key="tk_sec_bogus", base_url=server_url, timeout=PATIENT_TIMEOUT) as bogus,
         Client(
             api_key=make_key(),
             base_url=server_url,
+            timeout=PATIENT_TIMEOUT,
             fallback_allowed=True,
             fallback_values={"f": 5, "off": 0},
         ) as lenient,
@@ -520,7 +523,7 @@ def test_async_client__remote__resources_checks_and_fallbacks_awaited(
     key = make_key()
 
     async def scenario() -> tuple[list[Any], list[Decision], WorkerStats]:
-        async with AsyncClient(api_key=key, base_url=server_url) as client:
+        async with AsyncClient(api_key=key, base_url=server_url, timeout=PATIENT_TIMEOUT) as client:
             # Given a feature, a plan and a company made through the async client
             created = await client.features.create("sso", type="boolean", name="SSO")
             await client.plans.create(
@@ -565,7 +568,7 @@ def test_client_context_manager__exit__closes_connections_and_reports_stats(
     server_url: str, make_key: KeyFactory
 ) -> None:
     # Given a client used in a `with` block that tracked one event
-    with Client(api_key=make_key(), base_url=server_url) as client:
+    with Client(api_key=make_key(), base_url=server_url, timeout=PATIENT_TIMEOUT) as client:
         assert client.environment.get()["name"] == "development"
         client.track("api_call", company="acme")
 

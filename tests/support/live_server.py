@@ -14,6 +14,12 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+# How long a test's SDK client waits for the live server. The SDK's own default (5 s) is a
+# product choice; on a loaded two-core CI machine one request of a functional test has taken
+# longer (a `ReadTimeout` on SQLite), and such tests are not timing tests. The HTTP test
+# clients wait as long.
+PATIENT_TIMEOUT = 30.0
+
 
 class _Switchboard:
     def __init__(self) -> None:
