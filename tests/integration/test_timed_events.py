@@ -4,15 +4,21 @@ their time comes, whichever process runs the job; expired grants reach the ledge
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, text
 
 from tests.conftest import SettableClock
 from tests.support.api import create_customer_catalog, rfc3339
+from tierkit.server.db import Database
+from tierkit.server.db.tables import CompanyRow
+from tierkit.server.services import jobs
 from tierkit.server.services.container import Services
+from tierkit.server.services.events import NewEvent
 from tierkit.server.services.jobs import Job
 from tierkit.server.services.timed_events import time_driven_jobs
 
@@ -353,6 +359,58 @@ def test_usage_thresholds__more_new_events_than_a_page__one_run_announces(
 
     # Then acme's 80% is announced by that run: it follows every new event, not a page of them
     assert levels_of(announced()) == [("acme", "api_calls", 80)]
+
+
+@pytest.mark.usefixtures("small_plan")
+def test_usage_thresholds__events_commit_after_later_ones__still_announced(
+    api: httpx.Client,
+    services: Services,
+    clock: SettableClock,
+    announced: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database = services.database
+    if database.is_sqlite:
+        pytest.skip("SQLite runs one write transaction at a time: commits keep their order")
+    monkeypatch.setattr(jobs, "WRITERS_WAIT_SECONDS", 0.2)
+    environment = services.environments.get_environment("development").id
+    run(services, "usage_thresholds", clock)
+    with database.read() as session:
+        acme = session.scalar(select(CompanyRow.id).where(CompanyRow.key == "acme"))
+    # Given acme's batch of 8 calls of its 10, its events inserted but its commit held back
+    # (it waits for acme's row, which this transaction holds)
+    with database.write() as holding:
+        holding.execute(select(CompanyRow.id).where(CompanyRow.id == acme).with_for_update())
+        batch = [NewEvent(type="track", event="api_call", company="acme") for _ in range(8)]
+        worker = threading.Thread(target=lambda: services.events.ingest(environment, batch))
+        worker.start()
+        wait_for_a_lock(database)
+        # and another company's event, numbered after acme's, committed meanwhile
+        track(api, 1, company="busy")
+
+        # When the job runs while acme's batch is still open
+        run(services, "usage_thresholds", clock)
+    worker.join(30)
+    # and again once it has committed
+    run(services, "usage_thresholds", clock)
+
+    # Then acme's 80% is announced: the first run did not step over its uncommitted events
+    assert levels_of(announced()) == [("acme", "api_calls", 80)]
+
+
+def wait_for_a_lock(database: Database) -> None:
+    """Until a transaction of this database waits for a row lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with database.engine.connect() as connection:
+            if connection.execute(query).scalar_one():
+                return
+        assert time.monotonic() < deadline, "no transaction waited for a lock within 30 s"
+        time.sleep(0.01)
 
 
 def test_usage_thresholds__next_period__announced_again(

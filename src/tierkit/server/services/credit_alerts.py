@@ -4,7 +4,8 @@ Each is announced once per fall: the alert is kept while it holds and removed wh
 balance recovers (a new grant), so the next fall is announced again.
 
 A job follows the credit ledger by sequence number and looks again at each company and credit
-type with new rows (debits, grants, expiries, voids).
+type with new rows (debits, grants, expiries, voids), reading only up to a number below which
+nothing is left to commit (`newest_settled`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tierkit.server.db.tables import (
 )
 from tierkit.server.db.upserts import insert_ignoring_conflicts
 from tierkit.server.services.audit import add_event
-from tierkit.server.services.jobs import JobRun
+from tierkit.server.services.jobs import JobRun, newest_settled
 
 LOW_FRACTION = 0.2
 _TOLERANCE = 1e-9
@@ -33,17 +34,15 @@ _LEDGER_ROWS_PER_RUN = 20_000
 def announce_credit_alerts(run: JobRun) -> None:
     """The `credit_alerts` job's work. A first run starts after the newest ledger row."""
     session = run.session
+    newest = newest_settled(session, CreditLedgerRow.seq)
+    if newest is None:
+        return  # a write still running may commit lower numbers: the next run covers them
     if run.position is None:
-        run.position = (
-            session.scalar(
-                select(CreditLedgerRow.seq).order_by(CreditLedgerRow.seq.desc()).limit(1)
-            )
-            or 0
-        )
+        run.position = newest
         return
     rows = session.execute(
         select(CreditLedgerRow.seq, CreditLedgerRow.company_id, CreditLedgerRow.credit_type_id)
-        .where(CreditLedgerRow.seq > run.position)
+        .where(CreditLedgerRow.seq > run.position, CreditLedgerRow.seq <= newest)
         .order_by(CreditLedgerRow.seq)
         .limit(_LEDGER_ROWS_PER_RUN)
     ).all()

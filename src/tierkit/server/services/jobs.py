@@ -7,17 +7,21 @@ work from the old watermark and nothing is announced twice or skipped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from tierkit.server.db import Database
 from tierkit.server.db.tables import JobLeaseRow
 from tierkit.server.db.upserts import insert_ignoring_conflicts
+from tierkit.server.db.writers import wait_for_writers
 from tierkit.server.services.clock import Clock
+
+logger = logging.getLogger("tierkit.jobs")
 
 
 @dataclass(slots=True)
@@ -34,6 +38,27 @@ class JobRun:
 
 
 JobWork = Callable[[JobRun], None]
+
+WRITERS_WAIT_SECONDS = 2.0
+"""How long a job that follows a table waits for the write transactions in progress before
+leaving the table's new rows to its next run."""
+
+
+def newest_settled(session: Session, seq: InstrumentedAttribute[int]) -> int | None:
+    """For a job that follows a table by sequence number: the table's newest number, once no
+    transaction that may still commit a lower one is running (`tierkit.server.db.writers`);
+    None if one still was after `WRITERS_WAIT_SECONDS`. A job that reads up to this number
+    never steps over a row that commits later."""
+    newest = session.scalar(select(func.max(seq))) or 0
+    table = seq.class_.__tablename__
+    if wait_for_writers(session, table, WRITERS_WAIT_SECONDS):
+        return newest
+    logger.info(
+        "a transaction writing to %s still ran after %.0f s: its rows wait for the next run",
+        table,
+        WRITERS_WAIT_SECONDS,
+    )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

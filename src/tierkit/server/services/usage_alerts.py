@@ -4,15 +4,15 @@ its limit, announced once per company, feature, period and level (a new period s
 A job follows the events table by sequence number: each run takes the companies with new
 events, brings their counters up to date, and announces the levels newly reached. The
 `usage_thresholds` table's unique key makes each announcement once, whichever process runs
-the job. An event committed after a later-numbered one was read is counted at the company's
-next event: the levels are read from the counters, which hold every event.
+the job. A run reads only up to a number below which nothing is left to commit
+(`newest_settled`), so an event that commits after a later-numbered one is still seen.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tierkit.engine.evaluate import Catalog, Decision, evaluate_all
@@ -21,7 +21,7 @@ from tierkit.server.db.upserts import insert_ignoring_conflicts, lock_companies
 from tierkit.server.services.audit import add_event, jsonable
 from tierkit.server.services.catalog_cache import read_catalog
 from tierkit.server.services.checks import refreshed_in
-from tierkit.server.services.jobs import JobRun
+from tierkit.server.services.jobs import JobRun, newest_settled
 
 PERCENTS = (80, 100)
 _EVENTS_PER_RUN = 2_000_000
@@ -37,7 +37,9 @@ def announce_usage_thresholds(run: JobRun) -> None:
     grouped there), so a run costs the same for ten events of a company as for a million, and
     the job keeps up with any ingestion rate."""
     session = run.session
-    newest = session.scalar(select(func.max(EventRow.seq))) or 0
+    newest = newest_settled(session, EventRow.seq)
+    if newest is None:
+        return  # a write still running may commit lower numbers: the next run covers them
     if run.position is None:
         run.position = newest
         return
