@@ -17,7 +17,7 @@ from tierkit.engine.catalog import Aggregation, FeatureType
 from tierkit.engine.codec import format_time
 from tierkit.engine.meters import MeterEvent
 from tierkit.server.db import Database
-from tierkit.server.db.event_lookup import in_window, newest_of_company
+from tierkit.server.db.event_lookup import company_events
 from tierkit.server.db.tables import CompanyRow, EventRow
 from tierkit.server.db.text_arrays import text_array_parameters
 from tierkit.server.db.types import naive_utc
@@ -39,7 +39,7 @@ from tierkit.server.services.companies import get_company_row, upsert_company_in
 from tierkit.server.services.counters import StoredEvent, fold_stored
 from tierkit.server.services.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from tierkit.server.services.known_companies import KnownCompanies
-from tierkit.server.services.pagination import Page, decode_cursor, to_page
+from tierkit.server.services.pagination import Page, paginate, to_page
 from tierkit.server.services.rows import new_customer_values
 from tierkit.server.services.telemetry import NoTelemetry, Telemetry
 from tierkit.server.services.users import add_membership_in, upsert_user_in
@@ -619,26 +619,23 @@ class EventService:
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[EventRecord]:
-        """Events as stored, newest timestamp first (then the later stored); `start`/`end`
-        bound their timestamps `[start, end)`."""
-        before = None if cursor is None else decode_cursor(cursor, [datetime, int])
-        window = (start, end, None if before is None else (before[0], before[1]))
+        """Events as stored, newest first; `start`/`end` bound their timestamps `[start, end)`."""
         with self._db.read() as session:
             query = _with_company(environment_id)
             if company is not None:
                 row = get_company_row(session, environment_id, company)
                 if row is None:
                     return Page([], None)
-                page = newest_of_company(session, row.id, event, window, limit + 1)
-                query = query.where(EventRow.seq.in_(page))
-            else:
-                if event is not None:
-                    query = query.where(EventRow.event == event)
-                query = query.where(*in_window(*window))
-            query = query.order_by(EventRow.timestamp.desc(), EventRow.seq.desc())
-            rows = session.execute(query.limit(limit + 1)).all()
-            found = to_page(rows, limit, lambda row: [row[0].timestamp, row[0].seq])
-            return Page([_record(row, key) for row, key in found.items], found.next_cursor)
+                query = query.where(*company_events(session, row.id, event))
+            elif event is not None:
+                query = query.where(EventRow.event == event)
+            if start is not None:
+                query = query.where(EventRow.timestamp >= start)
+            if end is not None:
+                query = query.where(EventRow.timestamp < end)
+            query, limit = paginate(query, [EventRow.seq], cursor, limit, descending=True)
+            page = to_page(session.execute(query).all(), limit, lambda row: [row[0].seq])
+            return Page([_record(row, key) for row, key in page.items], page.next_cursor)
 
     def stored_keys(self, environment_id: str, keys: Sequence[str]) -> set[str]:
         """Which of these idempotency keys name stored events."""

@@ -6,7 +6,6 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -49,21 +48,9 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
         raise _bad_cursor() from error
     if not isinstance(values, list) or len(values) != len(kinds):
         raise _bad_cursor()
-    values = [_read(value, kind) for value, kind in zip(values, kinds, strict=True)]
     if not all(_fits(value, kind) for value, kind in zip(values, kinds, strict=True)):
         raise _bad_cursor()
     return values
-
-
-def _read(value: object, kind: type) -> object:
-    """A timestamp from its text in the cursor (aware, in UTC); other values as they are."""
-    if kind is not datetime or not isinstance(value, str):
-        return value
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return moment.astimezone(UTC) if moment.tzinfo is not None else value
 
 
 def _fits(value: object, kind: type) -> bool:
