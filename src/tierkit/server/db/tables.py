@@ -350,14 +350,6 @@ only_on(
     "sqlite",
     Index("ix_events_company_event_time", EventRow.company_id, EventRow.event, EventRow.timestamp),
 )
-# A company's events newest first (`GET /v1/events?company=`): a page is read in the index's
-# order, whatever the company's number of events. Its entries go to the end of each company's
-# range, so they cost ingestion little.
-only_on(
-    "postgresql",
-    Index("ix_events_company_seq_hash", func.hashtext(EventRow.company_id), EventRow.seq),
-)
-only_on("sqlite", Index("ix_events_company_seq", EventRow.company_id, EventRow.seq))
 
 
 class UsageCounterRow(Base):
