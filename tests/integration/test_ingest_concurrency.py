@@ -7,18 +7,17 @@ lock is created anew with the whole batch (PostgreSQL: SQLite runs one writer at
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from tests.conftest import SettableClock
 from tests.support.api import create_feature, create_plan
+from tests.support.locks import wait_for_a_row_lock_wait
 from tierkit.server.db import Database
 from tierkit.server.db.tables import CompanyRow, EventRow
 from tierkit.server.services.container import Services
@@ -110,13 +109,6 @@ def test_batches_sharing_keys_in_opposite_orders__concurrently__all_202_each_key
     assert usage(metered, "acme") == {"api_calls": 100, "requests": 100}
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"not true within {timeout}s"
-        time.sleep(0.01)
-
-
 def test_company_deleted_between_lookup_and_lock__batch_starts_over_and_creates_it_anew(
     database: Database, services: Services, clock: SettableClock
 ) -> None:
@@ -143,7 +135,7 @@ def test_company_deleted_between_lookup_and_lock__batch_starts_over_and_creates_
             target=lambda: result.append(services.events.ingest(environment, batch))
         )
         worker.start()
-        wait_for(lambda: _waiting_for_a_lock(database) > 0)
+        wait_for_a_row_lock_wait(database)
         # and the company is deleted with its events meanwhile
         deleting.execute(delete(EventRow).where(EventRow.company_id == first_id))
         deleting.execute(delete(CompanyRow).where(CompanyRow.id == first_id))
@@ -163,15 +155,3 @@ def test_company_deleted_between_lookup_and_lock__batch_starts_over_and_creates_
     assert company_id != first_id
     assert sorted(keys) == ["k0", "k1", "k2"]
     assert orphans == 0
-
-
-def _waiting_for_a_lock(database: Database) -> int:
-    with database.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
-                )
-            ).scalar_one()
-        )

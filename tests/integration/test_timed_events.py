@@ -4,17 +4,16 @@ their time comes, whichever process runs the job; expired grants reach the ledge
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from tests.conftest import SettableClock
 from tests.support.api import create_customer_catalog, rfc3339
-from tierkit.server.db import Database
+from tests.support.locks import wait_for_a_row_lock_wait
 from tierkit.server.db.tables import CompanyRow
 from tierkit.server.services import jobs
 from tierkit.server.services.container import Services
@@ -384,7 +383,7 @@ def test_usage_thresholds__events_commit_after_later_ones__still_announced(
         batch = [NewEvent(type="track", event="api_call", company="acme") for _ in range(8)]
         worker = threading.Thread(target=lambda: services.events.ingest(environment, batch))
         worker.start()
-        wait_for_a_lock(database)
+        wait_for_a_row_lock_wait(database)
         # and another company's event, numbered after acme's, committed meanwhile
         track(api, 1, company="busy")
 
@@ -396,21 +395,6 @@ def test_usage_thresholds__events_commit_after_later_ones__still_announced(
 
     # Then acme's 80% is announced: the first run did not step over its uncommitted events
     assert levels_of(announced()) == [("acme", "api_calls", 80)]
-
-
-def wait_for_a_lock(database: Database) -> None:
-    """Until a transaction of this database waits for a row lock."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with database.engine.connect() as connection:
-            if connection.execute(query).scalar_one():
-                return
-        assert time.monotonic() < deadline, "no transaction waited for a lock within 30 s"
-        time.sleep(0.01)
 
 
 def test_usage_thresholds__next_period__announced_again(
